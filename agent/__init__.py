@@ -1,0 +1,1 @@
+"""The hangwatch agent: watches one storage host for filesystem lockups."""

@@ -1,0 +1,71 @@
+"""What this host runs: kernel, OS, boot, filesystem tools (read once at start).
+
+Nothing here touches a monitored filesystem: /proc, /etc/os-release and the
+package database live on the root filesystem.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import shutil
+import subprocess
+from pathlib import Path
+
+import psutil
+
+from hangwatch import __version__, pbtime
+from hangwatch.v1 import types_pb2 as pb
+
+FS_TOOLS = ("xfsprogs", "e2fsprogs", "btrfs-progs", "nfs-common", "nfs-utils")
+
+
+def boot_id(proc: Path = Path("/proc")) -> str:
+    return (proc / "sys/kernel/random/boot_id").read_text().strip()
+
+
+def os_release(etc: Path = Path("/etc")) -> str:
+    for name in ("os-release", "../usr/lib/os-release"):
+        try:
+            text = (etc / name).read_text()
+        except OSError:
+            continue
+        for line in text.splitlines():
+            key, _, value = line.partition("=")
+            if key == "PRETTY_NAME":
+                return value.strip().strip('"')
+    return ""
+
+
+def fs_tool_versions(timeout: float = 5.0) -> dict[str, str]:
+    """Installed filesystem tool packages, from dpkg or rpm, whichever exists."""
+    if shutil.which("dpkg-query"):
+        cmd = ["dpkg-query", "-W", "-f", "${Package} ${db:Status-Abbrev} ${Version}\\n", *FS_TOOLS]
+    elif shutil.which("rpm"):
+        cmd = ["rpm", "-q", "--qf", "%{NAME} ii %{VERSION}-%{RELEASE}\\n", *FS_TOOLS]
+    else:
+        return {}
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return {}
+    versions = {}
+    for line in out.splitlines():
+        parts = line.split()
+        if len(parts) == 3 and parts[1].startswith("ii"):
+            versions[parts[0]] = parts[2]
+    return versions
+
+
+def collect(kernel_release_override: str = "") -> pb.Inventory:
+    """`kernel_release_override` exists for tests only: a reboot cannot happen in one."""
+    uname = os.uname()
+    return pb.Inventory(
+        kernel_release=kernel_release_override or uname.release,
+        kernel_version=uname.version,
+        os_release=os_release(),
+        boot_time=pbtime.timestamp(psutil.boot_time()),
+        fs_tools=fs_tool_versions(),
+        agent_version=__version__,
+        architecture=platform.machine(),
+    )

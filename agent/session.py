@@ -1,0 +1,92 @@
+"""Keeps the agent registered with the controller and heartbeating, whatever happens.
+
+The loop never gives up: a controller that is down or restarting is retried with
+capped exponential backoff and jitter (tenacity), and a controller that forgot
+this host (or this boot) is answered with a fresh registration.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+
+import grpc
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_random_exponential
+
+from agent.config import AgentConfig
+from agent.link import ControllerLink
+from hangwatch import pbtime
+from hangwatch.v1 import agent_service_pb2 as agent_pb
+
+log = logging.getLogger(__name__)
+
+
+class Session:
+    def __init__(
+        self,
+        config: AgentConfig,
+        link: ControllerLink,
+        registration: Callable[[], agent_pb.RegisterRequest],
+        heartbeat: Callable[[], agent_pb.HeartbeatRequest],
+    ) -> None:
+        self._config = config
+        self._link = link
+        self._registration = registration
+        self._heartbeat = heartbeat
+        self.interval = config.heartbeat.interval_seconds
+        self.connected = asyncio.Event()
+        self.last_heartbeat_ok: float | None = None
+
+    def _retrying(self, what: str) -> AsyncRetrying:
+        rc = self._config.reconnect
+
+        def before_sleep(state: RetryCallState) -> None:
+            self.connected.clear()
+            exc = state.outcome.exception() if state.outcome else None
+            detail = exc.details() if isinstance(exc, grpc.aio.AioRpcError) else exc
+            wait = state.next_action.sleep if state.next_action else 0.0
+            log.warning(
+                "%s failed (attempt %d): %s; retrying in %.1fs",
+                what,
+                state.attempt_number,
+                detail,
+                wait,
+            )
+
+        return AsyncRetrying(
+            wait=wait_random_exponential(
+                multiplier=rc.initial_backoff_seconds, max=rc.max_backoff_seconds
+            ),
+            retry=retry_if_exception_type(grpc.aio.AioRpcError),
+            before_sleep=before_sleep,
+            reraise=True,
+        )
+
+    async def register(self) -> agent_pb.RegisterResponse:
+        async for attempt in self._retrying("register"):
+            with attempt:
+                response = await self._link.register(self._registration())
+        interval = pbtime.seconds(response.heartbeat_interval)
+        if interval > 0:
+            self.interval = interval
+        self.connected.set()
+        log.info("registered with the controller; heartbeat every %.1fs", self.interval)
+        return response
+
+    async def run(self) -> None:
+        """Registers, then heartbeats forever; re-registers after any failure."""
+        while True:
+            await self.register()
+            try:
+                while True:
+                    response = await self._link.heartbeat(self._heartbeat())
+                    self.last_heartbeat_ok = time.monotonic()
+                    if response.register_again:
+                        log.info("controller asked for a new registration")
+                        break
+                    await asyncio.sleep(self.interval)
+            except grpc.aio.AioRpcError as exc:
+                self.connected.clear()
+                log.warning("heartbeat failed: %s %s", exc.code().name, exc.details())

@@ -1,0 +1,1 @@
+"""The hangwatch controller: the cluster's picture, failover and notification."""

@@ -1,0 +1,66 @@
+"""AgentService: registration, heartbeats and idempotent event ingest."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from controller import validate
+from controller.config import ControllerConfig
+from controller.dbthread import DbThread
+from controller.eventbus import CursorBus
+from controller.rpc import Ctx, unary
+from controller.store import Store
+from hangwatch import pbtime
+from hangwatch.v1 import agent_service_pb2 as agent_pb
+from hangwatch.v1 import agent_service_pb2_grpc as agent_grpc
+
+log = logging.getLogger(__name__)
+
+
+class AgentApi(agent_grpc.AgentServiceServicer):
+    def __init__(
+        self, store: Store, db: DbThread, bus: CursorBus, config: ControllerConfig
+    ) -> None:
+        self._store = store
+        self._db = db
+        self._bus = bus
+        self._config = config
+
+    @unary
+    async def Register(
+        self, request: agent_pb.RegisterRequest, context: Ctx
+    ) -> agent_pb.RegisterResponse:
+        validate.register(request)
+        await self._db.run(self._store.register_host, request, time.time())
+        last_seq = await self._db.run(self._store.last_host_seq, request.host_id)
+        log.info(
+            "host %s registered (boot %s, %d mounts)",
+            request.host_id,
+            request.boot_id[:8],
+            len(request.mounts),
+        )
+        return agent_pb.RegisterResponse(
+            heartbeat_interval=pbtime.duration(self._config.liveness.heartbeat_interval_seconds),
+            server_time=pbtime.timestamp(time.time()),
+            last_host_seq=last_seq,
+        )
+
+    @unary
+    async def Heartbeat(
+        self, request: agent_pb.HeartbeatRequest, context: Ctx
+    ) -> agent_pb.HeartbeatResponse:
+        validate.heartbeat(request)
+        known = await self._db.run(self._store.record_heartbeat, request, time.time())
+        return agent_pb.HeartbeatResponse(register_again=not known)
+
+    @unary
+    async def ReportEvents(
+        self, request: agent_pb.ReportEventsRequest, context: Ctx
+    ) -> agent_pb.ReportEventsResponse:
+        validate.report_events(request)
+        if request.events:
+            await self._db.run(self._store.add_events, request.events, time.time())
+            await self._bus.advance(await self._db.run(self._store.last_cursor))
+        # add_events returned only after COMMIT: every id is durable now.
+        return agent_pb.ReportEventsResponse(acked_ids=[e.id for e in request.events])

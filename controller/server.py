@@ -1,0 +1,69 @@
+"""Assembles the controller: store, servicers, health and reflection, on grpc.aio."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from controller.admin_api import AdminApi
+from controller.agent_api import AgentApi
+from controller.config import ControllerConfig
+from controller.dbthread import DbThread
+from controller.eventbus import CursorBus
+from controller.sqlite_store import SQLiteStore
+from hangwatch.addresses import parse_address
+from hangwatch.grpcopts import server_options
+from hangwatch.v1 import admin_service_pb2, agent_service_pb2
+from hangwatch.v1 import admin_service_pb2_grpc as admin_grpc
+from hangwatch.v1 import agent_service_pb2_grpc as agent_grpc
+
+log = logging.getLogger(__name__)
+
+SERVICE_NAMES = (
+    agent_service_pb2.DESCRIPTOR.services_by_name["AgentService"].full_name,
+    admin_service_pb2.DESCRIPTOR.services_by_name["AdminService"].full_name,
+)
+
+
+async def serve(config: ControllerConfig) -> None:
+    data_dir = Path(config.data_dir)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    store = SQLiteStore(data_dir / "controller.db")
+    db = DbThread()
+    bus = CursorBus(await db.run(store.last_cursor))
+    server = grpc.aio.server(options=server_options())
+    agent_grpc.add_AgentServiceServicer_to_server(AgentApi(store, db, bus, config), server)
+    admin_grpc.add_AdminServiceServicer_to_server(AdminApi(store, db, bus, config), server)
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection(
+        (
+            *SERVICE_NAMES,
+            health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+            reflection.SERVICE_NAME,
+        ),
+        server,
+    )
+    address = parse_address(config.listen, allow_port_zero=True)
+    port = server.add_insecure_port(str(address))
+    await server.start()
+    for name in ("", *SERVICE_NAMES):
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    log.info("listening on %s:%d (plaintext, loopback only)", address.host, port)
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("shutting down")
+    await health_servicer.enter_graceful_shutdown()
+    await server.stop(grace=2.0)
+    db.shutdown()
+    store.close()

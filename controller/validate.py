@@ -1,0 +1,133 @@
+"""Request validation: every handler checks its input before touching state.
+
+Each check raises `Invalid(field, problem)`; the API layer turns it into
+INVALID_ARGUMENT with "field: problem" so a caller knows what to fix.
+"""
+
+from __future__ import annotations
+
+import re
+
+from hangwatch.ids import is_ulid
+from hangwatch.v1 import agent_service_pb2 as agent_pb
+from hangwatch.v1 import types_pb2 as pb
+
+HOST_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$")
+KIND_RE = re.compile(r"^[A-Z][A-Z0-9_]{0,63}$")
+MAX_MOUNTS = 256
+MAX_PATH = 4096
+MAX_TEXT = 4096
+MAX_EVENTS_PER_BATCH = 1000
+MAX_KERNEL_LINES = 200
+MAX_ATTRIBUTES = 64
+
+
+class Invalid(ValueError):
+    def __init__(self, field: str, problem: str) -> None:
+        super().__init__(f"{field}: {problem}")
+        self.field = field
+        self.problem = problem
+
+
+def host_id(value: str, field: str = "host_id") -> None:
+    if not HOST_ID_RE.match(value):
+        raise Invalid(
+            field,
+            f"{value[:80]!r} is not a host id "
+            "(letters, digits, '.', '_', '-'; at most 253 characters)",
+        )
+
+
+def text(value: str, field: str, limit: int = MAX_TEXT, required: bool = False) -> None:
+    if required and not value:
+        raise Invalid(field, "is required")
+    if len(value) > limit:
+        raise Invalid(field, f"is {len(value)} characters long, the limit is {limit}")
+
+
+def path(value: str, field: str) -> None:
+    if not value.startswith("/"):
+        raise Invalid(field, f"{value[:80]!r} is not an absolute path")
+    text(value, field, MAX_PATH)
+
+
+def register(req: agent_pb.RegisterRequest) -> None:
+    host_id(req.host_id)
+    text(req.boot_id, "boot_id", 64, required=True)
+    text(req.agent_version, "agent_version", 64)
+    if len(req.mounts) > MAX_MOUNTS:
+        raise Invalid("mounts", f"{len(req.mounts)} mounts, the limit is {MAX_MOUNTS}")
+    seen = set()
+    for i, mount in enumerate(req.mounts):
+        path(mount.path, f"mounts[{i}].path")
+        if mount.path in seen:
+            raise Invalid(f"mounts[{i}].path", f"{mount.path!r} is listed twice")
+        seen.add(mount.path)
+        text(mount.fs_type, f"mounts[{i}].fs_type", 64)
+        text(mount.device, f"mounts[{i}].device", MAX_PATH)
+    text(req.inventory.kernel_release, "inventory.kernel_release", 256)
+    text(req.inventory.kernel_version, "inventory.kernel_version", 512)
+    text(req.inventory.os_release, "inventory.os_release", 512)
+
+
+def heartbeat(req: agent_pb.HeartbeatRequest) -> None:
+    host_id(req.host_id)
+    text(req.boot_id, "boot_id", 64, required=True)
+    if len(req.mounts) > MAX_MOUNTS:
+        raise Invalid("mounts", f"{len(req.mounts)} mounts, the limit is {MAX_MOUNTS}")
+    for i, mount in enumerate(req.mounts):
+        path(mount.mount, f"mounts[{i}].mount")
+        enum_value(mount.state, pb.HealthState, f"mounts[{i}].state")
+        text(mount.reason, f"mounts[{i}].reason", 1024)
+    for i, source in enumerate(req.sources):
+        text(source.source, f"sources[{i}].source", 64, required=True)
+        text(source.detail, f"sources[{i}].detail", 1024)
+
+
+def event(ev: pb.Event, field: str, host: str) -> None:
+    if not is_ulid(ev.id):
+        raise Invalid(f"{field}.id", f"{ev.id[:40]!r} is not a ULID")
+    if ev.host_id != host:
+        raise Invalid(f"{field}.host_id", f"{ev.host_id[:80]!r} differs from the request's host")
+    if ev.host_seq == 0:
+        raise Invalid(f"{field}.host_seq", "must be 1 or more")
+    if ev.mount:
+        path(ev.mount, f"{field}.mount")
+    if not KIND_RE.match(ev.kind):
+        raise Invalid(f"{field}.kind", f"{ev.kind[:80]!r} is not UPPER_SNAKE_CASE (max 64)")
+    enum_value(ev.severity, pb.Severity, f"{field}.severity")
+    if not ev.HasField("occurred_at"):
+        raise Invalid(f"{field}.occurred_at", "is required")
+    text(ev.summary, f"{field}.summary", 1024)
+    evidence = ev.evidence
+    if len(evidence.kernel_lines) > MAX_KERNEL_LINES:
+        raise Invalid(
+            f"{field}.evidence.kernel_lines",
+            f"{len(evidence.kernel_lines)} lines, the limit is {MAX_KERNEL_LINES}",
+        )
+    for j, line in enumerate(evidence.kernel_lines):
+        text(line, f"{field}.evidence.kernel_lines[{j}]", 1024)
+    if len(evidence.attributes) > MAX_ATTRIBUTES:
+        raise Invalid(
+            f"{field}.evidence.attributes",
+            f"{len(evidence.attributes)} entries, the limit is {MAX_ATTRIBUTES}",
+        )
+    for key, value in evidence.attributes.items():
+        text(key, f"{field}.evidence.attributes", 64)
+        text(value, f"{field}.evidence.attributes[{key[:64]}]", 1024)
+
+
+def report_events(req: agent_pb.ReportEventsRequest) -> None:
+    host_id(req.host_id)
+    if len(req.events) > MAX_EVENTS_PER_BATCH:
+        raise Invalid(
+            "events", f"{len(req.events)} events in one batch, the limit is {MAX_EVENTS_PER_BATCH}"
+        )
+    for i, ev in enumerate(req.events):
+        event(ev, f"events[{i}]", req.host_id)
+
+
+def enum_value(value: int, enum: object, field: str) -> None:
+    values = enum.values()  # type: ignore[attr-defined]
+    if value not in values or value == 0:
+        raise Invalid(field, f"{value} is not a valid value")

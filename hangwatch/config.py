@@ -1,0 +1,197 @@
+"""Typed TOML configuration: defaults < file < flags, and errors that name the key.
+
+Each program declares its settings as frozen dataclasses whose fields carry a
+`doc` and, where useful, a `check` in their metadata. This module turns a TOML
+document plus flag overrides into such a dataclass, refusing unknown keys and
+wrong types with a message that names the file (or flag) and the dotted key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+import types
+import typing
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+import tomli_w
+
+from hangwatch.errors import ConfigError
+
+T = TypeVar("T")
+
+Check = Callable[[Any], str | None]
+
+
+class SettingError(ValueError):
+    """Raised by a settings class's __post_init__ when keys disagree with each other."""
+
+    def __init__(self, key: str, problem: str) -> None:
+        super().__init__(f"{key}: {problem}")
+        self.key = key
+        self.problem = problem
+
+
+def setting(default: Any, doc: str, check: Check | None = None) -> Any:
+    """Declares one setting: its default, what it is for, and an optional value check.
+
+    `check` returns an error text for a bad value, or None.
+    """
+    if isinstance(default, list | dict):
+        factory = lambda d=default: type(d)(d)  # noqa: E731
+        return dataclasses.field(default_factory=factory, metadata={"doc": doc, "check": check})
+    return dataclasses.field(default=default, metadata={"doc": doc, "check": check})
+
+
+def section(cls: type[T], doc: str) -> Any:
+    """Declares a nested table of settings."""
+    return dataclasses.field(default_factory=cls, metadata={"doc": doc, "check": None})
+
+
+def load(
+    cls: type[T],
+    path: Path | None,
+    overrides: Mapping[str, tuple[Any, str]] | None = None,
+) -> T:
+    """Builds `cls` from the TOML file at `path` and flag overrides.
+
+    `overrides` maps dotted keys to (value, flag name); None values are ignored so
+    unset flags fall through to the file and the defaults.
+    """
+    raw: dict[str, Any] = {}
+    origin: dict[str, str] = {}
+    if path is not None:
+        try:
+            raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"{path}: no such config file") from None
+        except OSError as exc:
+            raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"{path}: not UTF-8 text ({exc.reason})") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    for key, (value, flag) in (overrides or {}).items():
+        if value is None:
+            continue
+        table = raw
+        *parents, leaf = key.split(".")
+        for part in parents:
+            table = table.setdefault(part, {})
+        table[leaf] = value
+        origin[key] = flag
+    return _build(cls, raw, prefix="", where=str(path) if path else "defaults", origin=origin)
+
+
+def _build(
+    cls: type[T], raw: Mapping[str, Any], prefix: str, where: str, origin: Mapping[str, str]
+) -> T:
+    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    hints = typing.get_type_hints(cls)
+    for key in raw:
+        if key not in fields:
+            known = ", ".join(sorted(fields))
+            raise ConfigError(f"{where}: unknown key '{prefix}{key}' (known here: {known})")
+    values: dict[str, Any] = {}
+    for name, f in fields.items():
+        if name not in raw:
+            continue
+        dotted = prefix + name
+        source = f"{origin[dotted]}" if dotted in origin else where
+        hint = hints[name]
+        value = raw[name]
+        if dataclasses.is_dataclass(hint):
+            if not isinstance(value, dict):
+                raise ConfigError(f"{source}: key '{dotted}': expected a table")
+            values[name] = _build(typing.cast(type, hint), value, dotted + ".", where, origin)
+            continue
+        values[name] = _coerce(value, hint, source, dotted)
+        check = f.metadata.get("check")
+        if check is not None:
+            problem = check(values[name])
+            if problem:
+                raise ConfigError(f"{source}: key '{dotted}': {problem}")
+    try:
+        return cls(**values)
+    except SettingError as exc:
+        raise ConfigError(f"{where}: key '{prefix}{exc.key}': {exc.problem}") from None
+
+
+def _coerce(value: Any, hint: Any, where: str, key: str) -> Any:
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin in (types.UnionType, typing.Union):
+        if value is None and type(None) in args:
+            return None
+        (inner,) = [a for a in args if a is not type(None)]
+        return _coerce(value, inner, where, key)
+    if origin is list:
+        if not isinstance(value, list):
+            raise ConfigError(f"{where}: key '{key}': expected a list, got {_tname(value)}")
+        (item,) = args
+        if dataclasses.is_dataclass(item):
+            out: list[Any] = []
+            for i, entry in enumerate(value):
+                if not isinstance(entry, dict):
+                    raise ConfigError(f"{where}: key '{key}[{i}]': expected a table")
+                out.append(_build(typing.cast(type, item), entry, f"{key}[{i}].", where, {}))
+            return out
+        return [_coerce(v, item, where, f"{key}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: key '{key}': expected a table, got {_tname(value)}")
+        _, item = args
+        return {k: _coerce(v, item, where, f"{key}.{k}") for k, v in value.items()}
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if hint in (int, float, str, bool):
+        if type(value) is not hint:
+            expected = {
+                int: "an integer",
+                float: "a number",
+                str: "a string",
+                bool: "true or false",
+            }
+            raise ConfigError(
+                f"{where}: key '{key}': expected {expected[hint]}, got {_tname(value)}"
+            )
+        return value
+    raise TypeError(f"unsupported setting type {hint!r} for {key}")
+
+
+def _tname(value: Any) -> str:
+    names = {
+        str: "a string",
+        bool: "a boolean",
+        int: "an integer",
+        float: "a number",
+        list: "a list",
+        dict: "a table",
+    }
+    return names.get(type(value), type(value).__name__)
+
+
+def dump(config: Any) -> str:
+    """Renders the effective config as TOML (what --print-config shows)."""
+
+    def strip_none(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: strip_none(v) for k, v in value.items() if v is not None}
+        if isinstance(value, list):
+            return [strip_none(v) for v in value]
+        return value
+
+    return tomli_w.dumps(strip_none(dataclasses.asdict(config)))
+
+
+def positive(value: float) -> str | None:
+    return None if value > 0 else f"must be greater than 0, got {value}"
+
+
+def one_of(*choices: str) -> Check:
+    def check(value: Any) -> str | None:
+        return None if value in choices else f"must be one of {', '.join(choices)}, got {value!r}"
+
+    return check

@@ -1,0 +1,3 @@
+from hangwatch.ctl.cli import main
+
+main()

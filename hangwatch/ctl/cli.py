@@ -1,0 +1,87 @@
+"""hangwatchctl: the SRE's command line for the hangwatch controller.
+
+Exit codes: 0 ok, 1 not found or refused, 2 usage or config error,
+3 controller unreachable.
+"""
+
+from __future__ import annotations
+
+import click
+
+from hangwatch.ctl import render
+from hangwatch.ctl.client import Target, rpc_errors
+from hangwatch.ctl.demo import demo
+from hangwatch.ctl.events import events
+from hangwatch.v1 import admin_service_pb2 as admin_pb
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--controller",
+    metavar="ADDR",
+    envvar="HANGWATCH_CONTROLLER",
+    default="127.0.0.1:7443",
+    show_default=True,
+    help="Controller HOST:PORT [env: HANGWATCH_CONTROLLER].",
+)
+@click.option(
+    "--insecure", is_flag=True, help="Plaintext gRPC. Only allowed to a loopback address."
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Choice(["table", "json"]),
+    default="table",
+    show_default=True,
+    help="table for people; json (stable keys) for scripts.",
+)
+@click.option(
+    "--timeout", type=float, default=10.0, show_default=True, help="Seconds to wait for each call."
+)
+@click.pass_context
+def main(ctx: click.Context, controller: str, insecure: bool, output: str, timeout: float) -> None:
+    """Inspect and steer a hangwatch cluster.
+
+    Exit codes: 0 ok, 1 not found or refused, 2 usage or config error,
+    3 controller unreachable.
+    """
+    ctx.obj = Target(controller, insecure, timeout)
+    ctx.meta["output"] = output
+
+
+@main.command()
+@click.pass_context
+def hosts(ctx: click.Context) -> None:
+    """List hosts with their liveness, kernel and mount health."""
+    target: Target = ctx.obj
+    with rpc_errors(target.address):
+        response = target.stub().ListHosts(admin_pb.ListHostsRequest(), timeout=target.timeout)
+    if render.wants_json(ctx):
+        render.print_json(response)
+    else:
+        click.echo(render.hosts_table(response.hosts))
+
+
+@main.group()
+def host() -> None:
+    """One host."""
+
+
+@host.command("show")
+@click.argument("host_id", metavar="HOST")
+@click.pass_context
+def host_show(ctx: click.Context, host_id: str) -> None:
+    """Show a host: inventory, mounts, health."""
+    target: Target = ctx.obj
+    with rpc_errors(target.address):
+        response = target.stub().GetHost(
+            admin_pb.GetHostRequest(host_id=host_id), timeout=target.timeout
+        )
+    if render.wants_json(ctx):
+        render.print_json(response)
+    else:
+        click.echo(render.host_detail(response))
+
+
+main.add_command(events)
+main.add_command(demo)

@@ -1,0 +1,141 @@
+"""How hangwatchctl prints: aligned tables for people, JSON with stable keys for scripts.
+
+JSON follows the protobuf JSON mapping with the proto's field names, so keys are
+exactly the v1 API's and stay stable for as long as v1 does.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import click
+from google.protobuf import json_format
+from google.protobuf.message import Message
+
+from hangwatch import pbtime
+from hangwatch.v1 import admin_service_pb2 as admin_pb
+from hangwatch.v1 import types_pb2 as pb
+
+
+def wants_json(ctx: click.Context) -> bool:
+    return bool(ctx.meta.get("output") == "json")
+
+
+def to_dict(message: Message) -> dict[str, Any]:
+    return json_format.MessageToDict(
+        message, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
+    )
+
+
+def print_json(message: Message, ndjson: bool = False) -> None:
+    if ndjson:
+        click.echo(json.dumps(to_dict(message), sort_keys=True, separators=(",", ":")))
+    else:
+        click.echo(json.dumps(to_dict(message), sort_keys=True, indent=2))
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    widths = [len(h) for h in headers]
+    for row in rows:
+        widths = [max(w, len(cell)) for w, cell in zip(widths, row, strict=True)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
+    for row in rows:
+        lines.append("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+    return "\n".join(lines)
+
+
+def enum_name(enum: Any, value: int, prefix: str) -> str:
+    return str(enum.Name(value)).removeprefix(prefix)
+
+
+def age(seconds: float) -> str:
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    if seconds < 3600:
+        return f"{seconds / 60:.0f}m"
+    return f"{seconds / 3600:.1f}h"
+
+
+def when(ts: Any) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(pbtime.seconds(ts)))
+
+
+def hosts_table(hosts: Sequence[admin_pb.Host]) -> str:
+    rows = []
+    for h in hosts:
+        health = ", ".join(
+            f"{m.mount} {enum_name(pb.HealthState, m.state, 'HEALTH_STATE_')}" for m in h.health
+        )
+        rows.append(
+            [
+                h.host_id,
+                enum_name(pb.Liveness, h.liveness, "LIVENESS_"),
+                age(pbtime.seconds(h.heartbeat_age))
+                if h.HasField("last_heartbeat_at")
+                else "never",
+                h.inventory.kernel_release,
+                health or "-",
+            ]
+        )
+    return table(["HOST", "LIVENESS", "HEARTBEAT", "KERNEL", "MOUNTS"], rows)
+
+
+def host_detail(h: admin_pb.Host) -> str:
+    lines = [
+        f"Host:        {h.host_id}",
+        f"Liveness:    {enum_name(pb.Liveness, h.liveness, 'LIVENESS_')}",
+        "Heartbeat:   "
+        + (
+            f"{age(pbtime.seconds(h.heartbeat_age))} ago"
+            if h.HasField("last_heartbeat_at")
+            else "never"
+        ),
+        f"Registered:  {when(h.registered_at)}",
+        f"Boot id:     {h.boot_id}",
+        f"Kernel:      {h.inventory.kernel_release} ({h.inventory.kernel_version})",
+        f"OS:          {h.inventory.os_release}",
+        f"Agent:       {h.agent_version}",
+    ]
+    if h.inventory.fs_tools:
+        tools = ", ".join(f"{k} {v}" for k, v in sorted(h.inventory.fs_tools.items()))
+        lines.append(f"FS tools:    {tools}")
+    health = {m.mount: m for m in h.health}
+    lines.append("Mounts:")
+    rows = []
+    for m in h.mounts:
+        mh = health.get(m.path)
+        rows.append(
+            [
+                m.path,
+                m.fs_type or "?",
+                m.device or "?",
+                "ro" if m.read_only else "rw",
+                enum_name(pb.HealthState, mh.state, "HEALTH_STATE_") if mh else "UNKNOWN",
+                mh.reason if mh else "",
+            ]
+        )
+    lines.append(_indent(table(["PATH", "FS", "DEVICE", "MODE", "HEALTH", "REASON"], rows)))
+    return "\n".join(lines)
+
+
+def events_table(events: Sequence[pb.Event]) -> str:
+    rows = [
+        [
+            str(e.cursor),
+            when(e.occurred_at),
+            e.host_id,
+            e.mount or "-",
+            e.kind,
+            enum_name(pb.Severity, e.severity, "SEVERITY_"),
+            e.summary,
+        ]
+        for e in events
+    ]
+    return table(["CURSOR", "TIME", "HOST", "MOUNT", "KIND", "SEVERITY", "SUMMARY"], rows)
+
+
+def _indent(text: str) -> str:
+    return "\n".join("  " + line for line in text.splitlines())

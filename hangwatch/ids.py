@@ -1,0 +1,29 @@
+"""Time-ordered unique ids (ULIDs) for events and failovers.
+
+A ULID sorts by creation time and carries 80 random bits, so ids made on different
+hosts, or on one host across reboots, do not collide and need no coordination.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+
+_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+ULID_RE = re.compile(r"^[0-9A-HJKMNP-TV-Z]{26}$")
+
+
+def new_ulid(now: float | None = None) -> str:
+    """A 26-character Crockford base32 ULID: 48 bits of milliseconds, 80 random bits."""
+    ms = int((time.time() if now is None else now) * 1000)
+    value = (ms << 80) | int.from_bytes(os.urandom(10), "big")
+    chars = []
+    for _ in range(26):
+        chars.append(_ALPHABET[value & 31])
+        value >>= 5
+    return "".join(reversed(chars))
+
+
+def is_ulid(text: str) -> bool:
+    return bool(ULID_RE.match(text))

@@ -1,0 +1,198 @@
+"""A controller and agents as local processes on loopback: for the demo, tests and benches.
+
+Every process is started with the running Python (`-m controller`, `-m agent`), so
+it works from a source tree and from an installed package alike.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import grpc
+import tomli_w
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for(
+    predicate: Callable[[], object], timeout: float, what: str, interval: float = 0.05
+) -> object:
+    """Polls `predicate` until it returns something truthy; raises TimeoutError naming `what`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout:.1f}s waiting for {what}")
+        time.sleep(interval)
+
+
+@dataclass
+class Proc:
+    name: str
+    argv: list[str]
+    log_path: Path
+    popen: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> Proc:
+        log = self.log_path.open("ab")
+        self.popen = subprocess.Popen(
+            self.argv, stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True
+        )
+        log.close()
+        return self
+
+    @property
+    def pid(self) -> int:
+        assert self.popen is not None
+        return self.popen.pid
+
+    def alive(self) -> bool:
+        return self.popen is not None and self.popen.poll() is None
+
+    def signal(self, sig: int) -> None:
+        if self.alive():
+            os.kill(self.pid, sig)
+
+    def kill(self) -> None:
+        """SIGKILL and reap: a crash, as far as the process can tell."""
+        if self.popen is None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.pid, signal.SIGKILL)
+        self.popen.wait()
+
+    def stop(self, timeout: float = 10.0) -> int | None:
+        """SIGTERM, then SIGKILL after `timeout`; returns the exit code."""
+        if self.popen is None:
+            return None
+        if self.alive():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, signal.SIGCONT)
+                os.kill(self.pid, signal.SIGTERM)
+            try:
+                return self.popen.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        return self.popen.returncode
+
+    def log_text(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+
+
+@dataclass
+class LocalCluster:
+    workdir: Path
+    controller_config: Mapping[str, Any] = field(default_factory=dict)
+    port: int = field(default_factory=free_port)
+    procs: list[Proc] = field(default_factory=list)
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def _proc(self, name: str, argv: Sequence[str]) -> Proc:
+        proc = Proc(name, list(argv), self.workdir / f"{name}.log")
+        self.procs.append(proc)
+        return proc.start()
+
+    def start_controller(self, wait: bool = True) -> Proc:
+        config = self.workdir / "controller.toml"
+        config.write_text(tomli_w.dumps(self.controller_config))
+        proc = self._proc(
+            "controller",
+            [
+                sys.executable,
+                "-m",
+                "controller",
+                "--listen",
+                self.address,
+                "--data-dir",
+                str(self.workdir / "controller-data"),
+                "--config",
+                str(config),
+                "--insecure",
+            ],
+        )
+        if wait:
+            self.wait_serving(proc)
+        return proc
+
+    def wait_serving(self, proc: Proc, timeout: float = 20.0) -> None:
+        def serving() -> bool:
+            if not proc.alive():
+                raise RuntimeError(f"controller exited:\n{proc.log_text()}")
+            with grpc.insecure_channel(self.address) as channel:
+                try:
+                    reply = health_pb2_grpc.HealthStub(channel).Check(
+                        health_pb2.HealthCheckRequest(), timeout=1.0
+                    )
+                except grpc.RpcError:
+                    return False
+            return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
+
+        wait_for(serving, timeout, f"the controller to serve on {self.address}", 0.1)
+
+    def start_agent(
+        self, host_id: str, mounts: Sequence[str | Path], config: dict[str, object] | None = None
+    ) -> Proc:
+        state = self.workdir / f"agent-{host_id}"
+        state.mkdir(parents=True, exist_ok=True)
+        config_path = state / "agent.toml"
+        config_path.write_text(tomli_w.dumps(config or {}))
+        argv = [
+            sys.executable,
+            "-m",
+            "agent",
+            "--controller",
+            self.address,
+            "--insecure",
+            "--host-id",
+            host_id,
+            "--state-dir",
+            str(state),
+            "--config",
+            str(config_path),
+        ]
+        for mount in mounts:
+            argv += ["--mount", str(mount)]
+        return self._proc(f"agent-{host_id}", argv)
+
+    def ctl(self, *args: str, timeout: float = 30.0) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "hangwatch.ctl",
+                "--controller",
+                self.address,
+                "--insecure",
+                *args,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+
+    def stop(self) -> None:
+        for proc in reversed(self.procs):
+            proc.stop()
