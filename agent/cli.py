@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import click
 
@@ -107,3 +108,45 @@ def main(
     from agent.runner import run
 
     asyncio.run(run(config))
+
+
+@main.group()
+def rules() -> None:
+    """Work with the kernel-log detection rules."""
+
+
+@rules.command("check")
+@click.argument("log_file", metavar="FILE", type=click.Path(exists=True, dir_okay=False))
+@click.option(
+    "-o",
+    "--output",
+    type=click.Choice(["table", "json"]),
+    default="table",
+    show_default=True,
+    help="table for people; json: one object a line.",
+)
+@click.option(
+    "--rules",
+    "extra",
+    metavar="RULES",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False),
+    help="An extra rules file (TOML), added to the shipped rules; repeatable.",
+)
+@click.option("--no-default-rules", is_flag=True, help="Use only the --rules files.")
+def rules_check(log_file: str, output: str, extra: tuple[str, ...], no_default_rules: bool) -> None:
+    """Replay a saved kernel log through the rules and print what would have fired.
+
+    FILE may hold raw /dev/kmsg records, dmesg output (with or without
+    timestamps) or syslog/journal lines. Each firing names its line number,
+    rule, kind, severity and device.
+    """
+    from agent.kmsg.replay import check_file, format_firings
+    from agent.kmsg.rules import RulesError, load_rules
+
+    try:
+        ruleset = load_rules([Path(p) for p in extra], shipped=not no_default_rules)
+    except RulesError as exc:
+        fail(str(exc))
+    firings = check_file(log_file, ruleset)
+    click.echo(format_firings(firings, "json" if output == "json" else "table"), nl=False)

@@ -47,6 +47,123 @@ class HeartbeatSettings:
 
 
 @dataclass(frozen=True)
+class ProbeSettings:
+    interval_seconds: float = setting(2.0, "seconds between canary probes of each mount", positive)
+    soft_deadline_seconds: float = setting(
+        1.0, "a probe slower than this is SLOW (suspicious, never proof)", positive
+    )
+    hard_deadline_seconds: float = setting(
+        2.0, "a probe not done by now is STUCK: tracked, never waited on", positive
+    )
+
+    def __post_init__(self) -> None:
+        if self.hard_deadline_seconds < self.soft_deadline_seconds:
+            raise SettingError(
+                "hard_deadline_seconds", "must not be smaller than soft_deadline_seconds"
+            )
+
+
+@dataclass(frozen=True)
+class DetectionSettings:
+    confirm_after_seconds: float = setting(
+        4.0, "a probe stuck this long confirms a lockup if the device completes nothing", positive
+    )
+    no_progress_window_seconds: float = setting(
+        3.0, "the device must have completed no I/O for this long to confirm", positive
+    )
+    suspect_hold_seconds: float = setting(
+        6.0, "a mount stays SUSPECT this long after the last sign of trouble", positive
+    )
+    recover_probes: int = setting(
+        2,
+        "clean probes from RECOVERING back to OK",
+        lambda v: None if v >= 1 else "must be 1 or more",
+    )
+    diskstats_interval_seconds: float = setting(
+        1.0, "seconds between /proc/diskstats reads", positive
+    )
+    stall_after_seconds: float = setting(
+        5.0, "requests in flight with no completion this long: DEVICE_NO_PROGRESS", positive
+    )
+    dstate_interval_seconds: float = setting(
+        2.0, "seconds between scans for D-state tasks", positive
+    )
+    dstate_min_seconds: float = setting(
+        2.0, "tasks blocked at least this long on a mount are reported", positive
+    )
+    pressure_interval_seconds: float = setting(
+        2.0, "seconds between /proc/pressure/io reads", positive
+    )
+    pressure_some_threshold: float = setting(
+        0.5, "share of time (0-1) some task stalled on I/O that is suspicious", positive
+    )
+    pressure_full_threshold: float = setting(
+        0.3, "share of time (0-1) all tasks stalled on I/O that is suspicious", positive
+    )
+    repeat_event_after_seconds: float = setting(
+        60.0, "a condition still present is reported again after this long", positive
+    )
+
+
+@dataclass(frozen=True)
+class KmsgSettings:
+    enabled: bool = setting(True, "read the kernel log from /dev/kmsg (needs CAP_SYSLOG)")
+    path: str = setting("/dev/kmsg", "kernel log device")
+    replay_since_boot: bool = setting(
+        False, "on start, read the whole kernel ring buffer instead of starting at its end"
+    )
+    rules_files: list[str] = setting(
+        [],
+        "extra rule files (TOML) added to the shipped rules; a rule with a shipped "
+        "rule's name replaces it",
+    )
+    accept_user_facility: bool = setting(
+        False,
+        "also match lines written by user space (testing only: the kernel's own "
+        "lines cannot be forged from user space, injected ones can)",
+    )
+
+
+@dataclass(frozen=True)
+class SpoolSettings:
+    max_events: int = setting(
+        100_000,
+        "events kept on disk before droppable ones go",
+        lambda v: None if v >= 100 else "must be 100 or more",
+    )
+    memory_max_events: int = setting(
+        20_000,
+        "events kept in memory before droppable ones go",
+        lambda v: None if v >= 100 else "must be 100 or more",
+    )
+    stuck_after_seconds: float = setting(
+        5.0, "a spool write pending this long is reported as SPOOL_STUCK", positive
+    )
+
+
+@dataclass(frozen=True)
+class TestingSettings:
+    """Only for tests and benchmarks: documented so nobody mistakes them for features."""
+
+    synthetic_events: int = setting(
+        0,
+        "emit this many synthetic SYNTHETIC_TEST events at start (exercises the spool "
+        "and delivery paths)",
+        lambda v: None if v >= 0 else "must be 0 or more",
+    )
+    synthetic_rate_per_second: float = setting(2000.0, "rate of the synthetic events", positive)
+    kernel_release_override: str = setting(
+        "", "report this kernel release instead of uname's (a reboot cannot happen in a test)"
+    )
+    wedge_main_loop_after_seconds: float = setting(
+        0.0,
+        "block the whole process in time.sleep from the main loop this long after start, "
+        "as a wedged loop would, so a test sees the systemd watchdog pings stop (0: never)",
+        lambda v: None if v >= 0 else "must be 0 or more",
+    )
+
+
+@dataclass(frozen=True)
 class AgentConfig:
     host_id: str = setting(socket.gethostname(), "this host's id [default: the hostname]")
     mounts: list[str] = setting([], "mount points to watch (absolute paths)", _absolute_paths)
@@ -54,4 +171,9 @@ class AgentConfig:
     controller: ControllerSettings = section(ControllerSettings, "the controller to report to")
     heartbeat: HeartbeatSettings = section(HeartbeatSettings, "heartbeats")
     reconnect: ReconnectSettings = section(ReconnectSettings, "retries when the controller is down")
+    probe: ProbeSettings = section(ProbeSettings, "canary probes")
+    detection: DetectionSettings = section(DetectionSettings, "health rules and source cadence")
+    kmsg: KmsgSettings = section(KmsgSettings, "the kernel log source")
+    spool: SpoolSettings = section(SpoolSettings, "the event spool and queue")
+    testing: TestingSettings = section(TestingSettings, "test-only knobs")
     log: LogSettings = section(LogSettings, "logging to stderr")

@@ -49,8 +49,6 @@ class HealthSettings:
     suspect_hold: float = 6.0
     # Clean probes needed to go from RECOVERING to OK.
     recover_probes: int = 2
-    # D-state tasks attributed to the mount for this long are suspicious.
-    dstate_suspect_after: float = 2.0
 
 
 # Kernel kinds that end the filesystem's ability to make progress until remounted.
@@ -68,7 +66,6 @@ FATAL_KINDS = frozenset(
 SUSPECT_KINDS = frozenset(
     {
         Kind.PROBE_SLOW,
-        Kind.IO_PRESSURE,
         Kind.SOFT_LOCKUP,
         Kind.HARD_LOCKUP,
         Kind.RCU_STALL,
@@ -85,8 +82,14 @@ SUSPECT_KINDS = frozenset(
         Kind.PROBE_FAILED,
         Kind.FS_READONLY,
         Kind.DEVICE_NO_PROGRESS,
+        Kind.TASKS_D_STATE,
     }
 )
+# Signs about the whole host: they reach every mount. Other kinds reach a mount only
+# when their source attributed them to it (an unattributed hung task elsewhere on the
+# host says nothing about this mount). I/O pressure is not among them: it is host-wide
+# latency that any busy mount causes; it is its own event and evidence, but moves no mount.
+HOST_WIDE_KINDS = frozenset({Kind.SOFT_LOCKUP, Kind.HARD_LOCKUP, Kind.RCU_STALL})
 # Evidence kept per mount for the events a transition emits.
 EVIDENCE_KEPT = 12
 
@@ -130,7 +133,7 @@ class _Mount:
 
 
 class HealthEngine:
-    """All monitored mounts of one host. Host-wide signals (mount=None) reach every mount."""
+    """All monitored mounts of one host."""
 
     def __init__(self, mounts: dict[str, bool], settings: HealthSettings, now: float) -> None:
         """`mounts` maps each mount to whether it has a block device to watch."""
@@ -145,14 +148,19 @@ class HealthEngine:
         return {m: (s.state, s.since, s.reason) for m, s in self._mounts.items()}
 
     def observe(self, signal: Signal) -> None:
-        targets = [signal.mount] if signal.mount else list(self._mounts)
+        if signal.mount:
+            targets = [signal.mount]
+        elif signal.kind in HOST_WIDE_KINDS:
+            targets = list(self._mounts)
+        else:
+            return
         for mount in targets:
             if mount in self._mounts:
                 self._observe(self._mounts[mount], signal)
 
     def _observe(self, m: _Mount, s: Signal) -> None:
         kind = s.kind
-        if kind not in (Kind.PROBE_OK, Kind.DEVICE_PROGRESS):
+        if kind not in (Kind.PROBE_OK, Kind.DEVICE_PROGRESS, Kind.DEVICE_IDLE):
             m.evidence.append(s)
         if kind == Kind.PROBE_STUCK:
             started = _float(s.attributes.get("stuck_since"), s.at)
@@ -169,23 +177,19 @@ class HealthEngine:
             m.stuck_since = None
             m.clean_probes = 0
             self._suspect(m, s.at, s.summary)
-        elif kind in (Kind.DEVICE_PROGRESS, Kind.DEVICE_NO_PROGRESS):
+        elif kind in (Kind.DEVICE_PROGRESS, Kind.DEVICE_IDLE, Kind.DEVICE_NO_PROGRESS):
             m.device_seen = True
-            idle_for = _float(s.attributes.get("seconds_since_completion"), 0.0)
+            idle_for = _float(s.attributes.get("since_completion_s"), 0.0)
             m.last_completion = s.at - idle_for
             if kind == Kind.DEVICE_NO_PROGRESS:
                 self._suspect(m, s.at, s.summary)
         elif kind == Kind.HUNG_TASK:
             self._suspect(m, s.at, s.summary)
-            if s.attributes.get("fs") and s.mount:
+            if s.attributes.get("filesystem"):
                 m.fs_hung_task_at = s.at
-        elif kind == Kind.TASKS_D_STATE:
-            longest = _float(s.attributes.get("longest_seconds"), 0.0)
-            if longest >= self.settings.dstate_suspect_after:
-                self._suspect(m, s.at, s.summary)
-        elif kind in FATAL_KINDS and s.mount:
+        elif kind in FATAL_KINDS:
             m.fatal = s
-        elif kind == Kind.NFS_NOT_RESPONDING and s.mount:
+        elif kind == Kind.NFS_NOT_RESPONDING:
             m.nfs_down = True
             self._suspect(m, s.at, s.summary)
         elif kind == Kind.NFS_RECOVERED:
@@ -279,6 +283,10 @@ class HealthEngine:
 
     def _move(self, mount: str, m: _Mount, to: State, reason: str, now: float) -> Transition:
         before = m.state
+        if before in (State.LOCKED, State.RECOVERING) and to in (State.RECOVERING, State.OK):
+            # The lockup's own signs (the stuck probe finally completing slowly) are
+            # its past, not a new suspicion.
+            m.last_suspect = None
         m.state, m.since, m.reason = to, now, reason
         kind, severity = _TRANSITION_KIND[to]
         return Transition(

@@ -1,28 +1,28 @@
-"""Describes the monitored mounts from the mount table (never from the mounts themselves)."""
+"""Describes the monitored mounts from the mount table and sysfs, never from the mounts."""
 
 from __future__ import annotations
 
-import psutil
-
+from agent.procfs.mountinfo import DeviceMap
 from hangwatch.v1 import types_pb2 as pb
 
 
-def describe(paths: list[str]) -> list[pb.Mount]:
-    table = {p.mountpoint: p for p in psutil.disk_partitions(all=True)}
+def describe(devices: DeviceMap, paths: list[str]) -> list[pb.Mount]:
     out = []
     for path in paths:
-        entry = table.get(path)
+        # A path inside a mount is described by the mount that holds it.
+        entry = devices.mount(path)
         if entry is None:
             out.append(pb.Mount(path=path))
             continue
-        options = entry.opts.split(",")
         out.append(
             pb.Mount(
                 path=path,
-                fs_type=entry.fstype,
-                device=entry.device,
-                options=options,
-                read_only="ro" in options,
+                fs_type=entry.fs_type,
+                device=entry.source,
+                dev_id=entry.devno,
+                options=list(dict.fromkeys(entry.options + entry.super_options)),
+                read_only=entry.read_only,
+                backing_devices=devices.backing_devices(path),
             )
         )
     return out

@@ -13,8 +13,8 @@ import time
 from collections.abc import Callable
 
 import grpc
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_random_exponential
 
+from agent.backoff import retrying
 from agent.config import AgentConfig
 from agent.link import ControllerLink
 from hangwatch import pbtime
@@ -39,33 +39,8 @@ class Session:
         self.connected = asyncio.Event()
         self.last_heartbeat_ok: float | None = None
 
-    def _retrying(self, what: str) -> AsyncRetrying:
-        rc = self._config.reconnect
-
-        def before_sleep(state: RetryCallState) -> None:
-            self.connected.clear()
-            exc = state.outcome.exception() if state.outcome else None
-            detail = exc.details() if isinstance(exc, grpc.aio.AioRpcError) else exc
-            wait = state.next_action.sleep if state.next_action else 0.0
-            log.warning(
-                "%s failed (attempt %d): %s; retrying in %.1fs",
-                what,
-                state.attempt_number,
-                detail,
-                wait,
-            )
-
-        return AsyncRetrying(
-            wait=wait_random_exponential(
-                multiplier=rc.initial_backoff_seconds, max=rc.max_backoff_seconds
-            ),
-            retry=retry_if_exception_type(grpc.aio.AioRpcError),
-            before_sleep=before_sleep,
-            reraise=True,
-        )
-
     async def register(self) -> agent_pb.RegisterResponse:
-        async for attempt in self._retrying("register"):
+        async for attempt in retrying(self._config.reconnect, "register", self.connected.clear):
             with attempt:
                 response = await self._link.register(self._registration())
         interval = pbtime.seconds(response.heartbeat_interval)

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+import psutil
 import tomli_w
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
@@ -49,11 +50,18 @@ class Proc:
     argv: list[str]
     log_path: Path
     popen: subprocess.Popen[bytes] | None = None
+    # Added to (or overriding) the inherited environment.
+    env: Mapping[str, str] = field(default_factory=dict)
 
     def start(self) -> Proc:
         log = self.log_path.open("ab")
         self.popen = subprocess.Popen(
-            self.argv, stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True
+            self.argv,
+            stdout=log,
+            stderr=log,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            env={**os.environ, **self.env},
         )
         log.close()
         return self
@@ -77,6 +85,25 @@ class Proc:
         with contextlib.suppress(ProcessLookupError):
             os.kill(self.pid, signal.SIGKILL)
         self.popen.wait()
+
+    def kill_group(self, timeout: float = 10.0) -> None:
+        """SIGKILL the process and its children (its session), as systemd kills a unit's
+        cgroup, and wait until none of them is left."""
+        if self.popen is None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.pid, signal.SIGKILL)
+        self.popen.wait()
+
+        def gone() -> bool:
+            # Killed orphans linger as zombies until init reaps them: those count as gone.
+            for proc in psutil.process_iter():
+                with contextlib.suppress(psutil.Error, ProcessLookupError):
+                    if os.getpgid(proc.pid) == self.pid and proc.status() != psutil.STATUS_ZOMBIE:
+                        return False
+            return True
+
+        wait_for(gone, timeout, f"the processes of {self.name} to exit")
 
     def stop(self, timeout: float = 10.0) -> int | None:
         """SIGTERM, then SIGKILL after `timeout`; returns the exit code."""
@@ -110,8 +137,8 @@ class LocalCluster:
     def address(self) -> str:
         return f"127.0.0.1:{self.port}"
 
-    def _proc(self, name: str, argv: Sequence[str]) -> Proc:
-        proc = Proc(name, list(argv), self.workdir / f"{name}.log")
+    def _proc(self, name: str, argv: Sequence[str], env: Mapping[str, str] | None = None) -> Proc:
+        proc = Proc(name, list(argv), self.workdir / f"{name}.log", env=env or {})
         self.procs.append(proc)
         return proc.start()
 
@@ -153,18 +180,30 @@ class LocalCluster:
         wait_for(serving, timeout, f"the controller to serve on {self.address}", 0.1)
 
     def start_agent(
-        self, host_id: str, mounts: Sequence[str | Path], config: dict[str, object] | None = None
+        self,
+        host_id: str,
+        mounts: Sequence[str | Path],
+        config: Mapping[str, Any] | None = None,
+        state_dir: Path | None = None,
+        env: Mapping[str, str] | None = None,
+        prefix: Sequence[str] = (),
+        controller: str | None = None,
     ) -> Proc:
-        state = self.workdir / f"agent-{host_id}"
-        state.mkdir(parents=True, exist_ok=True)
-        config_path = state / "agent.toml"
+        """Starts an agent; its config file and log live in the workdir, its state in
+        `state_dir` (default: the workdir too); `env` adds to the inherited environment.
+        `prefix` runs it under a command (e.g. `ip netns exec NS`); `controller` replaces
+        the controller's address (e.g. a relay's)."""
+        home = self.workdir / f"agent-{host_id}"
+        home.mkdir(parents=True, exist_ok=True)
+        state = state_dir or home
+        config_path = home / "agent.toml"
         config_path.write_text(tomli_w.dumps(config or {}))
         argv = [
             sys.executable,
             "-m",
             "agent",
             "--controller",
-            self.address,
+            controller or self.address,
             "--insecure",
             "--host-id",
             host_id,
@@ -175,19 +214,27 @@ class LocalCluster:
         ]
         for mount in mounts:
             argv += ["--mount", str(mount)]
-        return self._proc(f"agent-{host_id}", argv)
+        return self._proc(f"agent-{host_id}", [*prefix, *argv], env)
+
+    def start_process(self, name: str, argv: Sequence[str]) -> Proc:
+        """Starts a helper process (a relay, a load generator) stopped with the cluster."""
+        return self._proc(name, argv)
+
+    def ctl_argv(self, *args: str) -> list[str]:
+        """The command line of `hangwatchctl ARGS` against this cluster's controller."""
+        return [
+            sys.executable,
+            "-m",
+            "hangwatch.ctl",
+            "--controller",
+            self.address,
+            "--insecure",
+            *args,
+        ]
 
     def ctl(self, *args: str, timeout: float = 30.0) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "hangwatch.ctl",
-                "--controller",
-                self.address,
-                "--insecure",
-                *args,
-            ],
+            self.ctl_argv(*args),
             capture_output=True,
             text=True,
             timeout=timeout,

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import sqlite3
+from pathlib import Path
+
 import grpc
 
+from hangwatch.localcluster import LocalCluster
 from hangwatch.v1 import admin_service_pb2 as admin_pb
 from hangwatch.v1 import admin_service_pb2_grpc as admin_grpc
+from hangwatch.v1 import types_pb2 as pb
 
 # Fast liveness so tests see STALE/UNREACHABLE in seconds.
 FAST_CONTROLLER = {
@@ -19,6 +24,43 @@ FAST_AGENT = {
     "heartbeat": {"interval_seconds": 0.3},
     "reconnect": {"initial_backoff_seconds": 0.1, "max_backoff_seconds": 1.0},
 }
+SYNTHETIC = "SYNTHETIC_TEST"
+
+
+def burst_agent(events: int, rate: float) -> dict[str, object]:
+    """FAST_AGENT emitting `events` synthetic events at `rate` per second from its start."""
+    return {
+        **FAST_AGENT,
+        "testing": {"synthetic_events": events, "synthetic_rate_per_second": rate},
+    }
+
+
+def synthetic_n(event: pb.Event) -> int:
+    """The position of a synthetic event in its agent's burst (1-based)."""
+    return int(event.evidence.attributes["n"])
+
+
+def stored_count(cluster: LocalCluster, kind: str = SYNTHETIC) -> int:
+    """Events of `kind` in the controller's SQLite file (a cheap progress probe)."""
+    path = cluster.workdir / "controller-data" / "controller.db"
+    if not path.exists():
+        return 0
+    db = sqlite3.connect(path, timeout=5)
+    try:
+        return int(db.execute("SELECT count(*) FROM events WHERE kind = ?", (kind,)).fetchone()[0])
+    except sqlite3.OperationalError:  # not migrated yet
+        return 0
+    finally:
+        db.close()
+
+
+def spooled_ids(state_dir: Path) -> list[str]:
+    """Ids in an agent's spool file (read while no spool worker writes to it)."""
+    db = sqlite3.connect(state_dir / "spool.db", timeout=5)
+    try:
+        return [i for (i,) in db.execute("SELECT id FROM spool ORDER BY host_seq")]
+    finally:
+        db.close()
 
 
 class Admin:
@@ -34,6 +76,21 @@ class Admin:
         except grpc.RpcError:
             return {}
         return {h.host_id: h for h in response.hosts}
+
+    def events(self, kind: str = "", since: int = 0, page: int = 1000) -> list[pb.Event]:
+        """Every stored event after cursor `since` (of `kind`, if given), by cursor."""
+        out: list[pb.Event] = []
+        while True:
+            response = self.stub.ListEvents(
+                admin_pb.ListEventsRequest(
+                    filter=admin_pb.EventFilter(kind=kind), since_cursor=since, limit=page
+                ),
+                timeout=10,
+            )
+            out.extend(response.events)
+            if len(response.events) < page:
+                return out
+            since = response.events[-1].cursor
 
     def close(self) -> None:
         self._channel.close()

@@ -12,6 +12,7 @@ from hangwatch.ctl import render
 from hangwatch.ctl.client import Target, rpc_errors
 from hangwatch.ctl.demo import demo
 from hangwatch.ctl.events import events
+from hangwatch.ctl.pki_cmd import pki
 from hangwatch.v1 import admin_service_pb2 as admin_pb
 
 
@@ -85,3 +86,4 @@ def host_show(ctx: click.Context, host_id: str) -> None:
 
 main.add_command(events)
 main.add_command(demo)
+main.add_command(pki)

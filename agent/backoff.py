@@ -1,0 +1,50 @@
+"""Retrying calls to the controller: exponential backoff with jitter, capped, for ever.
+
+Jitter keeps a fleet of agents from reconnecting in lock-step after a controller
+restart; the cap keeps a long outage from stretching the first retry after it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+import grpc
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_random_exponential
+
+from agent.config import ReconnectSettings
+
+log = logging.getLogger(__name__)
+
+
+def retrying(
+    settings: ReconnectSettings, what: str, on_retry: Callable[[], None] | None = None
+) -> AsyncRetrying:
+    """Retries gRPC failures of `what`, logging each; `on_retry` runs before each wait."""
+
+    def before_sleep(state: RetryCallState) -> None:
+        if on_retry is not None:
+            on_retry()
+        exc = state.outcome.exception() if state.outcome else None
+        detail = (
+            f"{exc.code().name} {exc.details()}"
+            if isinstance(exc, grpc.aio.AioRpcError)
+            else str(exc)
+        )
+        wait = state.next_action.sleep if state.next_action else 0.0
+        log.warning(
+            "%s failed (attempt %d): %s; retrying in %.1fs",
+            what,
+            state.attempt_number,
+            detail,
+            wait,
+        )
+
+    return AsyncRetrying(
+        wait=wait_random_exponential(
+            multiplier=settings.initial_backoff_seconds, max=settings.max_backoff_seconds
+        ),
+        retry=retry_if_exception_type(grpc.aio.AioRpcError),
+        before_sleep=before_sleep,
+        reraise=True,
+    )

@@ -1,0 +1,1 @@
+"""Failover: pure decisions and state machine, and the coordinator that carries them out."""

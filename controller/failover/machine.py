@@ -1,0 +1,323 @@
+"""The failover state machine (pure): PROPOSED -> APPROVED -> FENCING -> PROMOTING -> COMPLETED.
+
+Invariant 4, fence before promote: the promote command exists only after the old
+primary acknowledged its demote, a fence agent succeeded, or an operator
+confirmed the fencing by hand. Every command carries the epoch the failover took
+(the group's epoch + 1), and command ids are derived from the failover id, so
+sending a command again after a controller crash is answered from the agent's
+record rather than run twice.
+
+`advance()` is the whole driver: given a failover and what is known now (command
+results, fence outcome, the clock) it returns the next record and the actions to
+carry out. It is idempotent, so the coordinator resumes after a crash at any step
+by calling it again with what the store holds.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from controller.failover.model import Candidate, FState, Trigger
+
+
+class Refused(Exception):
+    """A request that the failover's state does not allow; the message says why."""
+
+
+@dataclass(frozen=True)
+class Step:
+    state: FState
+    at: float
+    actor: str
+    detail: str
+
+
+@dataclass(frozen=True)
+class Failover:
+    id: str
+    group: str
+    state: FState
+    trigger: Trigger
+    from_host: str
+    to_host: str
+    reason: str
+    proposed_by: str
+    created_at: float
+    epoch: int = 0
+    approved_by: str = ""
+    auto: bool = False
+    forced: bool = False
+    # Deadline of the step in progress (demote, fence or promote).
+    deadline: float | None = None
+    fence_started: bool = False
+    not_before: float | None = None
+    incident_id: str = ""
+    candidates: tuple[Candidate, ...] = ()
+    steps: tuple[Step, ...] = ()
+
+    @property
+    def demote_id(self) -> str:
+        return f"{self.id}-demote"
+
+    @property
+    def promote_id(self) -> str:
+        return f"{self.id}-promote"
+
+    @property
+    def unplanned(self) -> bool:
+        return self.trigger in (Trigger.LOCKUP, Trigger.UNREACHABLE, Trigger.MANUAL)
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    demote: float = 30.0
+    fence: float = 60.0
+    promote: float = 60.0
+    anti_flap: float = 6 * 3600.0
+
+
+@dataclass(frozen=True)
+class CommandOutcome:
+    ok: bool
+    detail: str
+
+
+# Actions the coordinator carries out, in order, after persisting the new record.
+@dataclass(frozen=True)
+class SetEpoch:
+    group: str
+    epoch: int
+
+
+@dataclass(frozen=True)
+class SendCommand:
+    host: str
+    action: str  # "demote" | "promote"
+    command_id: str
+    epoch: int
+    role: str
+
+
+@dataclass(frozen=True)
+class RunFence:
+    host: str
+
+
+@dataclass(frozen=True)
+class SetPrimary:
+    group: str
+    host: str
+
+
+@dataclass(frozen=True)
+class MarkNeedsClear:
+    host: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class BlockAuto:
+    group: str
+    until: float
+
+
+Action = SetEpoch | SendCommand | RunFence | SetPrimary | MarkNeedsClear | BlockAuto
+
+
+def _to(
+    f: Failover, state: FState, now: float, actor: str, detail: str, **changes: object
+) -> Failover:
+    step = Step(state, now, actor, detail)
+    return dataclasses.replace(f, state=state, steps=(*f.steps, step), **changes)  # type: ignore[arg-type]
+
+
+def _note(f: Failover, now: float, actor: str, detail: str, **changes: object) -> Failover:
+    """A step within the current state (e.g. 'demote failed; fencing')."""
+    return _to(f, f.state, now, actor, detail, **changes)
+
+
+def approve(
+    f: Failover, actor: str, now: float, *, auto: bool = False, two_person: bool = False
+) -> Failover:
+    if f.state is not FState.PROPOSED:
+        raise Refused(f"failover {f.id} is {f.state.value}, not PROPOSED")
+    if not f.to_host:
+        raise Refused(
+            f"failover {f.id} has no target; propose again with --to HOST "
+            "(and --force for an ineligible one)"
+        )
+    if two_person and not auto and actor == f.proposed_by:
+        raise Refused(
+            f"two-person rule: {actor} proposed failover {f.id} and cannot also approve it"
+        )
+    how = "approved automatically by policy" if auto else "approved"
+    return _to(f, FState.APPROVED, now, actor, how, approved_by=actor, auto=auto)
+
+
+def reject(f: Failover, actor: str, reason: str, now: float) -> Failover:
+    if f.state is not FState.PROPOSED:
+        raise Refused(f"failover {f.id} is {f.state.value}; only a PROPOSED one can be rejected")
+    return _to(f, FState.REJECTED, now, actor, reason)
+
+
+def cancel(f: Failover, actor: str, reason: str, now: float) -> Failover:
+    if f.state not in (FState.PROPOSED, FState.APPROVED, FState.FENCE_FAILED):
+        raise Refused(
+            f"failover {f.id} is {f.state.value}; it can be cancelled only before "
+            "fencing starts or after fencing failed"
+        )
+    return _to(f, FState.CANCELLED, now, actor, reason)
+
+
+def confirm_fenced(
+    f: Failover, actor: str, confirm_host: str, now: float, timeouts: Timeouts
+) -> tuple[Failover, list[Action]]:
+    if f.state is not FState.FENCE_FAILED:
+        raise Refused(f"failover {f.id} is {f.state.value}, not FENCE_FAILED")
+    if confirm_host != f.from_host:
+        raise Refused(
+            f"confirmation {confirm_host!r} does not name the old primary "
+            f"{f.from_host!r}: type its host id to confirm it is off"
+        )
+    return _promote(f, now, actor, f"{actor} confirmed {f.from_host} is fenced", timeouts)
+
+
+def _promote(
+    f: Failover, now: float, actor: str, detail: str, timeouts: Timeouts
+) -> tuple[Failover, list[Action]]:
+    new = _to(f, FState.PROMOTING, now, actor, detail, deadline=now + timeouts.promote)
+    return new, [SendCommand(f.to_host, "promote", f.promote_id, f.epoch, "primary")]
+
+
+def advance(
+    f: Failover,
+    now: float,
+    *,
+    group_epoch: int,
+    results: dict[str, CommandOutcome],
+    fence_result: CommandOutcome | None,
+    fence_configured: bool,
+    timeouts: Timeouts,
+) -> tuple[Failover, list[Action]]:
+    """The next step of an approved failover, from what is known now (idempotent)."""
+    me = "hangwatch"
+    if f.state is FState.APPROVED:
+        if f.not_before is not None and now < f.not_before:
+            return f, []
+        # Persisted together with the group's new epoch (one transaction), so a crash
+        # cannot take the same epoch twice.
+        epoch = group_epoch + 1
+        new = _to(
+            f,
+            FState.FENCING,
+            now,
+            me,
+            f"epoch {epoch}: asking {f.from_host} to demote",
+            epoch=epoch,
+            deadline=now + timeouts.demote,
+        )
+        return new, [
+            SetEpoch(f.group, epoch),
+            SendCommand(f.from_host, "demote", f.demote_id, epoch, "standby"),
+        ]
+    if f.state is FState.FENCING:
+        return _fencing(f, now, results, fence_result, fence_configured, timeouts)
+    if f.state is FState.PROMOTING:
+        outcome = results.get(f.promote_id)
+        if outcome is not None and outcome.ok:
+            new = _to(
+                f,
+                FState.COMPLETED,
+                now,
+                me,
+                f"{f.to_host} promoted: {outcome.detail}",
+                deadline=None,
+            )
+            actions: list[Action] = [SetPrimary(f.group, f.to_host)]
+            if f.unplanned:
+                actions += [
+                    MarkNeedsClear(
+                        f.from_host, f"failover {f.id} moved {f.group} away from it ({f.reason})"
+                    ),
+                    BlockAuto(f.group, now + timeouts.anti_flap),
+                ]
+            return new, actions
+        if outcome is not None:
+            return _to(
+                f, FState.FAILED, now, me, f"promote failed: {outcome.detail}", deadline=None
+            ), []
+        if f.deadline is not None and now > f.deadline:
+            return _to(
+                f,
+                FState.FAILED,
+                now,
+                me,
+                f"{f.to_host} did not report its promote within {timeouts.promote:.0f}s",
+                deadline=None,
+            ), []
+    return f, []
+
+
+def _fencing(
+    f: Failover,
+    now: float,
+    results: dict[str, CommandOutcome],
+    fence_result: CommandOutcome | None,
+    fence_configured: bool,
+    timeouts: Timeouts,
+) -> tuple[Failover, list[Action]]:
+    me = "hangwatch"
+    demoted = results.get(f.demote_id)
+    if not f.fence_started:
+        if demoted is not None and demoted.ok:
+            return _promote(f, now, me, f"{f.from_host} demoted: {demoted.detail}", timeouts)
+        expired = f.deadline is not None and now > f.deadline
+        if demoted is None and not expired:
+            return f, []
+        why = (
+            f"demote failed: {demoted.detail}"
+            if demoted is not None
+            else f"{f.from_host} did not acknowledge its demote within {timeouts.demote:.0f}s"
+        )
+        if not fence_configured:
+            return _to(
+                f,
+                FState.FENCE_FAILED,
+                now,
+                me,
+                f"{why}; no fence agent is configured for {f.from_host}: confirm by "
+                f"hand with 'hangwatchctl failover confirm-fenced {f.id}'",
+                deadline=None,
+            ), []
+        new = _note(
+            f,
+            now,
+            me,
+            f"{why}; fencing {f.from_host}",
+            fence_started=True,
+            deadline=now + timeouts.fence,
+        )
+        return new, [RunFence(f.from_host)]
+    if fence_result is None:
+        if f.deadline is not None and now > f.deadline:
+            return _to(
+                f,
+                FState.FENCE_FAILED,
+                now,
+                me,
+                f"fencing {f.from_host} did not finish within {timeouts.fence:.0f}s",
+                deadline=None,
+            ), []
+        return f, []
+    if fence_result.ok:
+        return _promote(f, now, me, f"{f.from_host} fenced: {fence_result.detail}", timeouts)
+    return _to(
+        f,
+        FState.FENCE_FAILED,
+        now,
+        me,
+        f"fencing {f.from_host} failed: {fence_result.detail}; confirm by hand with "
+        f"'hangwatchctl failover confirm-fenced {f.id}'",
+        deadline=None,
+    ), []

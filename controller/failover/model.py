@@ -1,0 +1,101 @@
+"""Immutable snapshots the failover logic works on, and its states.
+
+The coordinator builds a `ClusterState` from the store once per pass and hands it
+to pure functions; nothing in the decision logic reads a clock, a file or a socket.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+
+class FState(enum.Enum):
+    PROPOSED = "PROPOSED"
+    APPROVED = "APPROVED"
+    FENCING = "FENCING"
+    PROMOTING = "PROMOTING"
+    COMPLETED = "COMPLETED"
+    REJECTED = "REJECTED"
+    CANCELLED = "CANCELLED"
+    FENCE_FAILED = "FENCE_FAILED"
+    FAILED = "FAILED"
+
+    @property
+    def active(self) -> bool:
+        return self not in (FState.COMPLETED, FState.REJECTED, FState.CANCELLED, FState.FAILED)
+
+
+class Trigger(enum.Enum):
+    LOCKUP = "LOCKUP"
+    UNREACHABLE = "UNREACHABLE"
+    MANUAL = "MANUAL"
+    SWITCHOVER = "SWITCHOVER"
+    UPGRADE = "UPGRADE"
+
+
+@dataclass(frozen=True)
+class Policy:
+    # Automatic approval is blocked this long after a failover of the group completed.
+    anti_flap_seconds: float = 6 * 3600.0
+    # At most this many failovers in progress at once for automatic approval.
+    max_concurrent: int = 1
+    # At most this share of all groups failed over within the window, automatically.
+    max_group_percent: float = 50.0
+    window_seconds: float = 3600.0
+    # A candidate whose last probe took longer than this ranks after faster ones.
+    slow_probe_seconds: float = 1.0
+
+
+@dataclass(frozen=True)
+class HostView:
+    host_id: str
+    liveness: str  # HEALTHY, STALE, UNREACHABLE
+    heartbeat_age: float | None
+    # Health per mount, as the host last reported it: OK, SUSPECT, LOCKED, RECOVERING.
+    mounts: dict[str, str] = field(default_factory=dict)
+    probe_latency: dict[str, float] = field(default_factory=dict)
+    maintenance: bool = False
+    advisories: tuple[str, ...] = ()
+    needs_clear: bool = False
+    kernel: str = ""
+
+
+@dataclass(frozen=True)
+class GroupView:
+    name: str
+    members: tuple[str, ...]
+    mounts: tuple[str, ...]
+    mode: str  # manual | auto
+    primary: str
+    epoch: int
+    auto_blocked_until: float | None = None
+    maintenance: bool = False
+
+
+@dataclass(frozen=True)
+class FailoverView:
+    id: str
+    group: str
+    state: FState
+    created_at: float
+    auto: bool = False
+
+
+@dataclass(frozen=True)
+class ClusterState:
+    now: float
+    groups: tuple[GroupView, ...]
+    hosts: dict[str, HostView]
+    failovers: tuple[FailoverView, ...] = ()
+    automation: bool = True
+    cluster_maintenance: bool = False
+    policy: Policy = field(default_factory=Policy)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    host_id: str
+    eligible: bool
+    reasons: tuple[str, ...] = ()
+    probe_latency: float | None = None
