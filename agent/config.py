@@ -141,6 +141,28 @@ class SpoolSettings:
     )
 
 
+def _hook_path(value: str) -> str | None:
+    return None if value == "" or value.startswith("/") else f"{value!r} is not an absolute path"
+
+
+@dataclass(frozen=True)
+class HookSettings:
+    """Executables run on the controller's failover commands (see agent/hooks.py)."""
+
+    demote: str = setting(
+        "", "hook that stops serving the group here (absolute path; empty: none)", _hook_path
+    )
+    promote: str = setting(
+        "", "hook that makes this host serve the group (absolute path; empty: none)", _hook_path
+    )
+    check: str = setting(
+        "", "hook that checks the group's service here (absolute path; empty: none)", _hook_path
+    )
+    timeout_seconds: float = setting(
+        60.0, "a hook still running after this long is killed (a command's timeout wins)", positive
+    )
+
+
 @dataclass(frozen=True)
 class TestingSettings:
     """Only for tests and benchmarks: documented so nobody mistakes them for features."""
@@ -175,5 +197,6 @@ class AgentConfig:
     detection: DetectionSettings = section(DetectionSettings, "health rules and source cadence")
     kmsg: KmsgSettings = section(KmsgSettings, "the kernel log source")
     spool: SpoolSettings = section(SpoolSettings, "the event spool and queue")
+    hooks: HookSettings = section(HookSettings, "failover hooks")
     testing: TestingSettings = section(TestingSettings, "test-only knobs")
     log: LogSettings = section(LogSettings, "logging to stderr")

@@ -17,6 +17,8 @@ from collections import Counter
 from pathlib import Path
 
 from agent import inventory, mounts
+from agent.command_stream import CommandStream
+from agent.commands import CommandHandler
 from agent.config import AgentConfig
 from agent.eventpolicy import EventPolicy
 from agent.events import EventFactory, droppable
@@ -87,6 +89,9 @@ class Agent:
         self.link = ControllerLink(config)
         self.session = Session(config, self.link, self.registration, self.heartbeat)
         self.reporter = Reporter(config, self.link, self.outbox, self.spool)
+        self.commands = CommandStream(
+            config, self.link, CommandHandler(config.host_id, config.hooks, Path(config.state_dir))
+        )
         probe = config.probe
         self.probes = ProbeSource(
             [
@@ -322,6 +327,7 @@ class Agent:
         tasks += [
             asyncio.create_task(self.session.run(), name="session"),
             asyncio.create_task(self.reporter.run(self._ready), name="reporter"),
+            asyncio.create_task(self.commands.run(), name="commands"),
         ]
         await asyncio.sleep(0)  # every task has now taken its first step
         self.notifier.ready(self.summary())

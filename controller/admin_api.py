@@ -1,20 +1,22 @@
 """AdminService: what people and incident tooling ask of the controller.
 
-Methods that later parts of the controller implement answer UNIMPLEMENTED
-(the generated base class does that) until then.
+Hosts and events are answered here; failovers, maintenance and audit in
+`controller.admin_failovers`. Methods of later parts of the API answer
+UNIMPLEMENTED (the generated base class does that) until they exist.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncIterator
 
 import grpc
 
 from controller import validate
+from controller.admin_failovers import FailoverAdmin
 from controller.config import ControllerConfig
 from controller.dbthread import DbThread
 from controller.eventbus import CursorBus
+from controller.failover.coordinator import Coordinator
 from controller.liveness import liveness
 from controller.rpc import Ctx, streaming, unary
 from controller.store import HostRecord, Store
@@ -30,14 +32,39 @@ WATCH_BATCH = 500
 WATCH_RECHECK_SECONDS = 1.0
 
 
-class AdminApi(admin_grpc.AdminServiceServicer):
+class AdminApi(FailoverAdmin, admin_grpc.AdminServiceServicer):
     def __init__(
-        self, store: Store, db: DbThread, bus: CursorBus, config: ControllerConfig
+        self,
+        store: Store,
+        db: DbThread,
+        bus: CursorBus,
+        config: ControllerConfig,
+        coordinator: Coordinator,
     ) -> None:
         self._store = store
         self._db = db
         self._bus = bus
         self._config = config
+        self._coordinator = coordinator
+
+    async def _hosts(self, records: list[HostRecord]) -> list[admin_pb.Host]:
+        """Host messages with what the cluster picture adds: roles, risk, maintenance."""
+        state = await self._state()
+        out = []
+        for record in records:
+            host = self._host(record, state.now)
+            view = state.hosts.get(record.host_id)
+            if view is not None:
+                host.advisories.extend(view.advisories)
+                host.in_maintenance = view.maintenance or state.cluster_maintenance
+            host.needs_clear = bool(record.needs_clear)
+            host.needs_clear_reason = record.needs_clear
+            for group in state.groups:
+                if record.host_id in group.members:
+                    role = "primary" if group.primary == record.host_id else "standby"
+                    host.roles.append(f"{group.name}={role}")
+            out.append(host)
+        return out
 
     def _host(self, record: HostRecord, now: float) -> admin_pb.Host:
         reg = record.registration
@@ -70,8 +97,7 @@ class AdminApi(admin_grpc.AdminServiceServicer):
         self, request: admin_pb.ListHostsRequest, context: Ctx
     ) -> admin_pb.ListHostsResponse:
         records = await self._db.run(self._store.list_hosts)
-        now = time.time()
-        return admin_pb.ListHostsResponse(hosts=[self._host(r, now) for r in records])
+        return admin_pb.ListHostsResponse(hosts=await self._hosts(records))
 
     @unary
     async def GetHost(self, request: admin_pb.GetHostRequest, context: Ctx) -> admin_pb.Host:
@@ -80,7 +106,7 @@ class AdminApi(admin_grpc.AdminServiceServicer):
         if record is None:
             await context.abort(grpc.StatusCode.NOT_FOUND, f"no host {request.host_id!r}")
         assert record is not None
-        return self._host(record, time.time())
+        return (await self._hosts([record]))[0]
 
     @unary
     async def ListEvents(

@@ -4,28 +4,42 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import AsyncIterator
+
+import grpc
 
 from controller import validate
+from controller.commandhub import CommandHub
 from controller.config import ControllerConfig
 from controller.dbthread import DbThread
 from controller.eventbus import CursorBus
-from controller.rpc import Ctx, unary
+from controller.failover.coordinator import Coordinator
+from controller.rpc import Ctx, streaming, unary
 from controller.store import Store
 from hangwatch import pbtime
 from hangwatch.v1 import agent_service_pb2 as agent_pb
 from hangwatch.v1 import agent_service_pb2_grpc as agent_grpc
+from hangwatch.v1 import types_pb2 as pb
 
 log = logging.getLogger(__name__)
 
 
 class AgentApi(agent_grpc.AgentServiceServicer):
     def __init__(
-        self, store: Store, db: DbThread, bus: CursorBus, config: ControllerConfig
+        self,
+        store: Store,
+        db: DbThread,
+        bus: CursorBus,
+        config: ControllerConfig,
+        hub: CommandHub,
+        coordinator: Coordinator,
     ) -> None:
         self._store = store
         self._db = db
         self._bus = bus
         self._config = config
+        self._hub = hub
+        self._coordinator = coordinator
 
     @unary
     async def Register(
@@ -64,3 +78,47 @@ class AgentApi(agent_grpc.AgentServiceServicer):
             await self._bus.advance(await self._db.run(self._store.last_cursor))
         # add_events returned only after COMMIT: every id is durable now.
         return agent_pb.ReportEventsResponse(acked_ids=[e.id for e in request.events])
+
+    @streaming
+    async def Commands(
+        self, request: agent_pb.CommandsRequest, context: Ctx
+    ) -> AsyncIterator[pb.Command]:
+        validate.host_id(request.host_id)
+        log.info("command stream of %s opened", request.host_id)
+        async for command in self._hub.stream(request.host_id):
+            yield command
+
+    @unary
+    async def ReportCommandResult(
+        self, request: agent_pb.ReportCommandResultRequest, context: Ctx
+    ) -> agent_pb.ReportCommandResultResponse:
+        result = request.result
+        validate.command_result(result)
+        known = await self._db.run(self._store.record_command_result, result, time.time())
+        if not known:
+            await context.abort(
+                grpc.StatusCode.NOT_FOUND,
+                f"no command {result.command_id!r} for {result.host_id!r}",
+            )
+        status = pb.CommandStatus.Name(result.status).removeprefix("COMMAND_STATUS_")
+        if result.status == pb.COMMAND_STATUS_STALE_EPOCH:
+            # The agent's refusal is itself worth keeping: someone sent an old epoch.
+            await self._db.run(
+                self._store.append_audit,
+                time.time(),
+                result.host_id,
+                "agent",
+                "refuse stale epoch",
+                result.host_id,
+                f"{result.command_id}: epoch {result.epoch} < known {result.known_epoch}",
+                False,
+            )
+        log.info(
+            "command %s on %s: %s (exit %d)",
+            result.command_id,
+            result.host_id,
+            status,
+            result.exit_code,
+        )
+        self._coordinator.wake()
+        return agent_pb.ReportCommandResultResponse()

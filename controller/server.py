@@ -13,12 +13,15 @@ from grpc_reflection.v1alpha import reflection
 
 from controller.admin_api import AdminApi
 from controller.agent_api import AgentApi
+from controller.commandhub import CommandHub
 from controller.config import ControllerConfig
 from controller.dbthread import DbThread
 from controller.eventbus import CursorBus
+from controller.failover.coordinator import Coordinator
 from controller.sqlite_store import SQLiteStore
 from hangwatch.addresses import parse_address
 from hangwatch.grpcopts import server_options
+from hangwatch.sdnotify import Notifier
 from hangwatch.v1 import admin_service_pb2, agent_service_pb2
 from hangwatch.v1 import admin_service_pb2_grpc as admin_grpc
 from hangwatch.v1 import agent_service_pb2_grpc as agent_grpc
@@ -38,8 +41,14 @@ async def serve(config: ControllerConfig) -> None:
     db = DbThread()
     bus = CursorBus(await db.run(store.last_cursor))
     server = grpc.aio.server(options=server_options())
-    agent_grpc.add_AgentServiceServicer_to_server(AgentApi(store, db, bus, config), server)
-    admin_grpc.add_AdminServiceServicer_to_server(AdminApi(store, db, bus, config), server)
+    hub = CommandHub(lambda host: db.run(store.pending_commands, host))
+    coordinator = Coordinator(store, db, config, hub)
+    agent_grpc.add_AgentServiceServicer_to_server(
+        AgentApi(store, db, bus, config, hub, coordinator), server
+    )
+    admin_grpc.add_AdminServiceServicer_to_server(
+        AdminApi(store, db, bus, config, coordinator), server
+    )
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
@@ -56,14 +65,36 @@ async def serve(config: ControllerConfig) -> None:
     for name in ("", *SERVICE_NAMES):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     log.info("listening on %s:%d (plaintext, loopback only)", address.host, port)
+    coordinating = asyncio.create_task(coordinator.run(), name="coordinator")
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    notifier = Notifier()
+    loop.add_signal_handler(signal.SIGHUP, notifier.acknowledge_reload)
+    watchdog = asyncio.create_task(_watchdog(notifier, db, store), name="watchdog")
+    notifier.ready(f"serving on {address.host}:{port}")
     await stop.wait()
     log.info("shutting down")
+    coordinating.cancel()
+    notifier.stopping()
+    watchdog.cancel()
     await health_servicer.enter_graceful_shutdown()
     await server.stop(grace=2.0)
     db.shutdown()
     store.close()
+
+
+async def _watchdog(notifier: Notifier, db: DbThread, store: SQLiteStore) -> None:
+    """Pings systemd's watchdog only while the event loop turns and the store answers."""
+    if notifier.watchdog_interval is None:
+        return
+    while True:
+        try:
+            await db.run(store.last_cursor)
+        except Exception:
+            log.exception("the store did not answer: withholding the watchdog ping")
+        else:
+            notifier.watchdog()
+        await asyncio.sleep(min(1.0, notifier.watchdog_interval / 4))

@@ -1,19 +1,13 @@
-"""The embedded store: one SQLite file in WAL mode, schema versioned by migrations.
-
-Every method is synchronous and meant to run on the store's single worker thread
-(see `controller.dbthread`): one writer means the event cursor is gapless and no
-transaction waits on another.
-"""
+"""The embedded store: one SQLite file (see controller.sqlite_base), hosts and events."""
 
 from __future__ import annotations
 
-import importlib.resources
 import logging
-import sqlite3
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
+from controller.sqlite_failovers import FailoverTables
+from controller.sqlite_ops import OpsTables
 from controller.store import HostRecord
 from hangwatch import pbtime
 from hangwatch.v1 import admin_service_pb2 as admin_pb
@@ -23,66 +17,42 @@ from hangwatch.v1 import types_pb2 as pb
 log = logging.getLogger(__name__)
 
 
-def migrations() -> list[tuple[int, str, str]]:
-    """(version, name, sql) for every file in controller/migrations, in order."""
-    files = importlib.resources.files("controller.migrations")
-    out = []
-    for entry in files.iterdir():
-        if entry.name.endswith(".sql"):
-            number, _, name = entry.name.partition("_")
-            out.append((int(number), name.removesuffix(".sql"), entry.read_text("utf-8")))
-    return sorted(out)
-
-
-class SQLiteStore:
-    def __init__(self, path: Path) -> None:
-        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        # FULL: a commit is on disk before an acknowledgement goes out (invariant 3).
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.execute("PRAGMA foreign_keys=ON")
-        self._migrate()
-
-    def _migrate(self) -> None:
-        current = self._db.execute("PRAGMA user_version").fetchone()[0]
-        for version, name, sql in migrations():
-            if version <= current:
-                continue
-            log.info("applying schema migration %04d %s", version, name)
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                for statement in sql.split(";\n"):
-                    if statement.strip():
-                        self._db.execute(statement)
-                self._db.execute(f"PRAGMA user_version={version}")
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-
-    def schema_version(self) -> int:
-        return int(self._db.execute("PRAGMA user_version").fetchone()[0])
-
-    def close(self) -> None:
-        self._db.close()
+class SQLiteStore(FailoverTables, OpsTables):
+    """Hosts and events here; the other tables live in their own mixins."""
 
     # Hosts.
 
     def register_host(self, request: agent_pb.RegisterRequest, now: float) -> None:
-        self._db.execute(
-            """INSERT INTO hosts (host_id, boot_id, agent_version, registered_at, registration)
-               VALUES (?, ?, ?, ?, ?)
-               ON CONFLICT (host_id) DO UPDATE SET boot_id = excluded.boot_id,
-                 agent_version = excluded.agent_version, registered_at = excluded.registered_at,
-                 registration = excluded.registration""",
-            (
-                request.host_id,
-                request.boot_id,
-                request.agent_version,
-                now,
-                request.SerializeToString(),
-            ),
-        )
+        """Creates or refreshes a host; a new kernel ends its 'needs clear' mark.
+
+        A host a failover moved away from stays ineligible until a person clears it,
+        or until it comes back on a different kernel (the clean start that sbd uses).
+        """
+        with self._tx() as db:
+            before = self.get_host(request.host_id)
+            kernel_changed = (
+                before is not None
+                and before.registration.inventory.kernel_release != request.inventory.kernel_release
+            )
+            db.execute(
+                """INSERT INTO hosts (host_id, boot_id, agent_version, registered_at,
+                     registration) VALUES (?, ?, ?, ?, ?)
+                   ON CONFLICT (host_id) DO UPDATE SET boot_id = excluded.boot_id,
+                     agent_version = excluded.agent_version,
+                     registered_at = excluded.registered_at,
+                     registration = excluded.registration""",
+                (
+                    request.host_id,
+                    request.boot_id,
+                    request.agent_version,
+                    now,
+                    request.SerializeToString(),
+                ),
+            )
+            if kernel_changed:
+                db.execute(
+                    "UPDATE hosts SET needs_clear = '' WHERE host_id = ?", (request.host_id,)
+                )
 
     def record_heartbeat(self, request: agent_pb.HeartbeatRequest, now: float) -> bool:
         cur = self._db.execute(
@@ -121,17 +91,12 @@ class SQLiteStore:
                     body.SerializeToString(),
                 )
             )
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
-            self._db.executemany(
+        with self._tx() as db:
+            db.executemany(
                 """INSERT OR IGNORE INTO events (id, host_id, host_seq, mount, kind, severity,
                      occurred_at, received_at, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)""",
                 rows,
             )
-            self._db.execute("COMMIT")
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
 
     def list_events(
         self,
@@ -175,12 +140,12 @@ class SQLiteStore:
 
 _HOST_SELECT = (
     "SELECT host_id, boot_id, agent_version, registered_at, last_heartbeat_at, "
-    "registration, last_heartbeat FROM hosts"
+    "registration, last_heartbeat, needs_clear FROM hosts"
 )
 
 
 def _host(row: tuple[Any, ...]) -> HostRecord:
-    host_id, boot_id, version, registered_at, hb_at, registration, heartbeat = row
+    host_id, boot_id, version, registered_at, hb_at, registration, heartbeat, clear = row
     return HostRecord(
         host_id=host_id,
         boot_id=boot_id,
@@ -191,4 +156,5 @@ def _host(row: tuple[Any, ...]) -> HostRecord:
         last_heartbeat=(
             None if heartbeat is None else agent_pb.HeartbeatRequest.FromString(heartbeat)
         ),
+        needs_clear=clear,
     )

@@ -11,6 +11,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from controller.audit import AuditRow
+from controller.failover.machine import Failover
 from hangwatch.v1 import admin_service_pb2 as admin_pb
 from hangwatch.v1 import agent_service_pb2 as agent_pb
 from hangwatch.v1 import types_pb2 as pb
@@ -25,6 +27,51 @@ class HostRecord:
     last_heartbeat_at: float | None
     registration: agent_pb.RegisterRequest
     last_heartbeat: agent_pb.HeartbeatRequest | None
+    # Why the host is not a failover target until cleared ("" when it is).
+    needs_clear: str = ""
+
+
+@dataclass(frozen=True)
+class GroupRow:
+    name: str
+    primary: str
+    epoch: int
+    auto_blocked_until: float | None
+
+
+@dataclass(frozen=True)
+class FailoverCommit:
+    """Everything one failover step changes, written in one transaction."""
+
+    failover: Failover
+    epoch: tuple[str, int] | None = None
+    primary: tuple[str, str] | None = None
+    auto_blocked_until: tuple[str, float | None] | None = None
+    needs_clear: tuple[str, str] | None = None
+    # (host, command) pairs to queue for the hosts' Commands streams.
+    commands: tuple[tuple[str, pb.Command], ...] = ()
+    # (actor, role, action, detail) of the audit entry the step writes.
+    audit: tuple[str, str, str, str] | None = None
+
+
+@dataclass(frozen=True)
+class MaintenanceRow:
+    scope: str
+    target: str
+    reason: str
+    set_by: str
+    set_at: float
+    until: float | None
+
+
+@dataclass(frozen=True)
+class IncidentRow:
+    id: str
+    group: str
+    host_id: str
+    started_at: float
+    ended_at: float | None
+    summary: str
 
 
 class Store(Protocol):
@@ -56,3 +103,76 @@ class Store(Protocol):
     def last_host_seq(self, host_id: str) -> int: ...
 
     def last_cursor(self) -> int: ...
+
+    # Groups, failovers and their commands.
+    def seed_groups(self, groups: Sequence[tuple[str, str]]) -> None: ...
+
+    def groups(self) -> dict[str, GroupRow]: ...
+
+    def set_auto_blocked_until(self, group: str, until: float | None) -> None: ...
+
+    def commit_failover(self, change: FailoverCommit, now: float) -> None:
+        """Writes a failover step and everything it changes in one transaction."""
+
+    def get_failover(self, failover_id: str) -> Failover | None: ...
+
+    def list_failovers(
+        self, group: str = "", active_only: bool = False, limit: int = 100
+    ) -> list[Failover]: ...
+
+    def pending_commands(self, host_id: str) -> list[pb.Command]: ...
+
+    def record_command_result(self, result: pb.CommandResult, now: float) -> bool: ...
+
+    def command_results(self, ids: Sequence[str]) -> dict[str, pb.CommandResult]: ...
+
+    def record_fence_result(self, failover_id: str, ok: bool, detail: str, now: float) -> None: ...
+
+    def fence_result(self, failover_id: str) -> tuple[bool, str] | None: ...
+
+    # Audit.
+    def append_audit(
+        self,
+        at: float,
+        actor: str,
+        role: str,
+        action: str,
+        target: str,
+        detail: str,
+        allowed: bool = True,
+    ) -> AuditRow: ...
+
+    def list_audit(self, since_seq: int = 0, limit: int = 1000) -> list[AuditRow]: ...
+
+    # Operations.
+    def set_maintenance(
+        self,
+        scope: str,
+        target: str,
+        enabled: bool,
+        reason: str,
+        actor: str,
+        until: float | None,
+        now: float,
+    ) -> None: ...
+
+    def list_maintenance(self, now: float) -> list[MaintenanceRow]: ...
+
+    def get_setting(self, key: str, default: str) -> str: ...
+
+    def set_setting(self, key: str, value: str) -> None: ...
+
+    def set_needs_clear(self, host_id: str, reason: str) -> bool: ...
+
+    # Incidents.
+    def open_incident(
+        self, incident_id: str, group: str, host_id: str, at: float, summary: str
+    ) -> None: ...
+
+    def close_incident(self, incident_id: str, at: float) -> None: ...
+
+    def open_incident_for(self, group: str) -> IncidentRow | None: ...
+
+    def list_incidents(self, open_only: bool = False, limit: int = 100) -> list[IncidentRow]: ...
+
+    def get_incident(self, incident_id: str) -> IncidentRow | None: ...

@@ -131,3 +131,10 @@ def enum_value(value: int, enum: object, field: str) -> None:
     values = enum.values()  # type: ignore[attr-defined]
     if value not in values or value == 0:
         raise Invalid(field, f"{value} is not a valid value")
+
+
+def command_result(result: pb.CommandResult) -> None:
+    text(result.command_id, "result.command_id", 128, required=True)
+    host_id(result.host_id, "result.host_id")
+    enum_value(result.status, pb.CommandStatus, "result.status")
+    text(result.output_tail, "result.output_tail", 8192)

@@ -88,12 +88,13 @@ def _ineligible(
     if host.liveness != "HEALTHY":
         age = f"{host.heartbeat_age:.0f}s old" if host.heartbeat_age is not None else "none"
         reasons.append(f"heartbeat {age} ({host.liveness})")
-    for mount in group.mounts:
-        health = host.mounts.get(mount)
-        if health is None:
-            reasons.append(f"{mount} is not reported by this host")
-        elif health != "OK":
-            reasons.append(f"{mount} is {health}")
+    # A member is judged on the group's mounts it watches (paths may differ per host).
+    watched = [m for m in group.mounts if m in host.mounts]
+    if not watched:
+        reasons.append(f"watches none of the group's mounts ({', '.join(group.mounts)})")
+    for mount in watched:
+        if host.mounts[mount] != "OK":
+            reasons.append(f"{mount} is {host.mounts[mount]}")
     if host.maintenance:
         reasons.append("in maintenance")
     if host.advisories:

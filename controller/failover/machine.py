@@ -132,7 +132,7 @@ def _to(
     return dataclasses.replace(f, state=state, steps=(*f.steps, step), **changes)  # type: ignore[arg-type]
 
 
-def _note(f: Failover, now: float, actor: str, detail: str, **changes: object) -> Failover:
+def note(f: Failover, now: float, actor: str, detail: str, **changes: object) -> Failover:
     """A step within the current state (e.g. 'demote failed; fencing')."""
     return _to(f, f.state, now, actor, detail, **changes)
 
@@ -171,7 +171,7 @@ def cancel(f: Failover, actor: str, reason: str, now: float) -> Failover:
 
 
 def confirm_fenced(
-    f: Failover, actor: str, confirm_host: str, now: float, timeouts: Timeouts
+    f: Failover, actor: str, confirm_host: str, reason: str, now: float, timeouts: Timeouts
 ) -> tuple[Failover, list[Action]]:
     if f.state is not FState.FENCE_FAILED:
         raise Refused(f"failover {f.id} is {f.state.value}, not FENCE_FAILED")
@@ -180,7 +180,7 @@ def confirm_fenced(
             f"confirmation {confirm_host!r} does not name the old primary "
             f"{f.from_host!r}: type its host id to confirm it is off"
         )
-    return _promote(f, now, actor, f"{actor} confirmed {f.from_host} is fenced", timeouts)
+    return _promote(f, now, actor, f"{actor} confirmed {f.from_host} is fenced: {reason}", timeouts)
 
 
 def _promote(
@@ -290,7 +290,7 @@ def _fencing(
                 f"hand with 'hangwatchctl failover confirm-fenced {f.id}'",
                 deadline=None,
             ), []
-        new = _note(
+        new = note(
             f,
             now,
             me,

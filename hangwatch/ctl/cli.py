@@ -6,9 +6,11 @@ Exit codes: 0 ok, 1 not found or refused, 2 usage or config error,
 
 from __future__ import annotations
 
+import getpass
+
 import click
 
-from hangwatch.ctl import render
+from hangwatch.ctl import failover_cmds, render
 from hangwatch.ctl.client import Target, rpc_errors
 from hangwatch.ctl.demo import demo
 from hangwatch.ctl.events import events
@@ -39,14 +41,26 @@ from hangwatch.v1 import admin_service_pb2 as admin_pb
 @click.option(
     "--timeout", type=float, default=10.0, show_default=True, help="Seconds to wait for each call."
 )
+@click.option(
+    "--as",
+    "actor",
+    metavar="NAME",
+    envvar="HANGWATCH_ACTOR",
+    default=getpass.getuser,
+    show_default="your login name",
+    help="Your name in the audit log over plaintext [env: HANGWATCH_ACTOR]; with TLS the "
+    "controller takes it from your certificate.",
+)
 @click.pass_context
-def main(ctx: click.Context, controller: str, insecure: bool, output: str, timeout: float) -> None:
+def main(
+    ctx: click.Context, controller: str, insecure: bool, output: str, timeout: float, actor: str
+) -> None:
     """Inspect and steer a hangwatch cluster.
 
     Exit codes: 0 ok, 1 not found or refused, 2 usage or config error,
     3 controller unreachable.
     """
-    ctx.obj = Target(controller, insecure, timeout)
+    ctx.obj = Target(controller, insecure, timeout, actor=actor)
     ctx.meta["output"] = output
 
 
@@ -85,5 +99,15 @@ def host_show(ctx: click.Context, host_id: str) -> None:
 
 
 main.add_command(events)
+for command in (
+    failover_cmds.groups,
+    failover_cmds.failover,
+    failover_cmds.switchover,
+    failover_cmds.maintenance,
+    failover_cmds.automation,
+    failover_cmds.audit,
+):
+    main.add_command(command)
+host.add_command(failover_cmds.host_clear)
 main.add_command(demo)
 main.add_command(pki)

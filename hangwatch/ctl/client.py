@@ -5,14 +5,14 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import grpc
 
 from hangwatch.addresses import parse_address, require_loopback_for_insecure
 from hangwatch.cliutil import EXIT_REFUSED, EXIT_UNREACHABLE, EXIT_USAGE, fail
 from hangwatch.errors import AddressError
-from hangwatch.grpcopts import channel_options
+from hangwatch.grpcopts import ACTOR_HEADER, channel_options
 from hangwatch.v1 import admin_service_pb2_grpc as admin_grpc
 
 UNREACHABLE = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED}
@@ -24,6 +24,17 @@ class Target:
     address: str
     insecure: bool
     timeout: float
+    # Who is asking, for the audit log (over plaintext nothing proves it; with
+    # mutual TLS the controller takes the name from the certificate instead).
+    actor: str = ""
+    _stub: admin_grpc.AdminServiceStub | None = None
+
+    def call(self, method: str, request: Any) -> Any:
+        """One AdminService call; a failure exits with the documented code."""
+        stub = self._stub = self._stub or self.stub()
+        metadata = ((ACTOR_HEADER, self.actor),) if self.actor else ()
+        with rpc_errors(self.address):
+            return getattr(stub, method)(request, timeout=self.timeout, metadata=metadata)
 
     def stub(self) -> admin_grpc.AdminServiceStub:
         try:

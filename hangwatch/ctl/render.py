@@ -139,3 +139,113 @@ def events_table(events: Sequence[pb.Event]) -> str:
 
 def _indent(text: str) -> str:
     return "\n".join("  " + line for line in text.splitlines())
+
+
+def _state(value: int) -> str:
+    return enum_name(admin_pb.FailoverState, value, "FAILOVER_STATE_")
+
+
+def groups_table(groups: Sequence[admin_pb.Group]) -> str:
+    rows = [
+        [
+            g.name,
+            enum_name(admin_pb.FailoverMode, g.mode, "FAILOVER_MODE_").lower(),
+            g.primary,
+            str(g.epoch),
+            ", ".join(g.members),
+            ", ".join(g.mounts),
+            "maintenance"
+            if g.in_maintenance
+            else (
+                f"auto blocked until {when(g.auto_blocked_until)}"
+                if g.HasField("auto_blocked_until")
+                and pbtime.seconds(g.auto_blocked_until) > time.time()
+                else ""
+            ),
+        ]
+        for g in groups
+    ]
+    return table(["GROUP", "MODE", "PRIMARY", "EPOCH", "MEMBERS", "MOUNTS", "NOTE"], rows)
+
+
+def failovers_table(failovers: Sequence[admin_pb.Failover]) -> str:
+    rows = [
+        [
+            f.id,
+            f.group,
+            _state(f.state),
+            enum_name(admin_pb.FailoverTrigger, f.trigger, "FAILOVER_TRIGGER_").lower(),
+            f"{f.from_host} -> {f.to_host or '?'}",
+            when(f.created_at),
+            f.reason[:60],
+        ]
+        for f in failovers
+    ]
+    return table(["ID", "GROUP", "STATE", "TRIGGER", "MOVE", "CREATED", "REASON"], rows)
+
+
+def failover_detail(f: admin_pb.Failover) -> str:
+    lines = [
+        f"Failover:  {f.id}" + ("   (dry run: nothing was stored)" if f.dry_run else ""),
+        f"Group:     {f.group}",
+        f"State:     {_state(f.state)}",
+        f"Trigger:   {enum_name(admin_pb.FailoverTrigger, f.trigger, 'FAILOVER_TRIGGER_')}",
+        f"Move:      {f.from_host} -> {f.to_host or '(no eligible target)'}"
+        + (f"   epoch {f.epoch}" if f.epoch else "")
+        + ("   FORCED" if f.forced else ""),
+        f"Reason:    {f.reason}",
+        f"Proposed:  by {f.proposed_by} at {when(f.created_at)}",
+    ]
+    if f.approved_by:
+        lines.append(f"Approved:  by {f.approved_by}")
+    if f.HasField("not_before"):
+        lines.append(f"Not before: {when(f.not_before)}")
+    if f.incident_id:
+        lines.append(f"Incident:  {f.incident_id}")
+    lines.append("Candidates (in the order they were ranked):")
+    rows = []
+    for c in f.candidates:
+        chosen = "-> chosen" if c.host_id == f.to_host else ""
+        latency = (
+            f"{pbtime.seconds(c.probe_latency) * 1000:.1f}ms"
+            if c.HasField("probe_latency")
+            else "-"
+        )
+        rows.append(
+            [
+                c.host_id,
+                "yes" if c.eligible else "no",
+                latency,
+                "; ".join(c.reasons) or "healthy",
+                chosen,
+            ]
+        )
+    lines.append(_indent(table(["HOST", "ELIGIBLE", "PROBE", "WHY", ""], rows)))
+    lines.append("Steps:")
+    steps = [[when(s.at), _state(s.state), s.actor, s.detail] for s in f.steps]
+    lines.append(_indent(table(["TIME", "STATE", "BY", "DETAIL"], steps)))
+    if f.state == admin_pb.FAILOVER_STATE_PROPOSED and f.to_host and not f.dry_run:
+        lines.append(f"\nApprove with: hangwatchctl failover approve {f.id}")
+    if f.state == admin_pb.FAILOVER_STATE_FENCE_FAILED:
+        lines.append(
+            f"\nFencing failed. Once {f.from_host} is off for sure: "
+            f"hangwatchctl failover confirm-fenced {f.id} --reason TEXT"
+        )
+    return "\n".join(lines)
+
+
+def audit_table(entries: Sequence[admin_pb.AuditEntry]) -> str:
+    rows = [
+        [
+            str(e.seq),
+            when(e.at),
+            e.actor,
+            e.role,
+            e.action,
+            e.target,
+            "" if e.allowed else "REFUSED",
+            e.detail[:100],
+        ]
+        for e in entries
+    ]
+    return table(["SEQ", "TIME", "ACTOR", "ROLE", "ACTION", "TARGET", "", "DETAIL"], rows)

@@ -46,7 +46,7 @@ def test_pip_install_into_fresh_venv_from_clean_clone(tmp_path):
         [
             str(venv / "bin" / "python"),
             "-c",
-            "import hangwatch.v1.admin_service_pb2, controller.sqlite_store as s;"
+            "import hangwatch.v1.admin_service_pb2, controller.sqlite_base as s;"
             " print(len(s.migrations()))",
         ],
         cwd=elsewhere,

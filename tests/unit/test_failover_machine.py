@@ -104,8 +104,8 @@ def test_fence_failure_stops_until_confirmed_by_hand():
     assert f.state is FState.FENCE_FAILED and actions == []
     assert step(f, 100.0, fence=BAD) == (f, [])
     with pytest.raises(Refused, match="does not name the old primary"):
-        confirm_fenced(f, "bob", "b", 101.0, T)
-    f, actions = confirm_fenced(f, "bob", "a", 101.0, T)
+        confirm_fenced(f, "bob", "b", "pdu off", 101.0, T)
+    f, actions = confirm_fenced(f, "bob", "a", "pdu off", 101.0, T)
     assert f.state is FState.PROMOTING
     assert actions == [SendCommand("b", "promote", "F1-promote", 8, "primary")]
     assert f.steps[-1].actor == "bob"

@@ -1,0 +1,250 @@
+"""Failover end to end: real freezes, real agents running real hook executables,
+real fence agents, the controller killed at every state."""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from clusterkit import FAST_CONTROLLER, Admin
+from failoverkit import (
+    agent_config,
+    check_safety,
+    controller_config,
+    ctl_json,
+    failovers,
+    fence_runs,
+    group,
+    hook_runs,
+    state_name,
+    wait_failover,
+    wait_healthy,
+)
+from lockups import loop_fs
+from rootreq import require_root
+
+from hangwatch.localcluster import LocalCluster, wait_for
+from hangwatch.scratchfs import frozen
+
+
+@contextlib.contextmanager
+def two_hosts(
+    cluster: LocalCluster,
+    tmp: Path,
+    *,
+    mode: str = "manual",
+    fence_code: int | None = None,
+    demote_sleep: float = 0.0,
+    promote_sleep: float = 0.0,
+    **failover: object,
+) -> Iterator[tuple[Admin, list]]:
+    """h1 (primary) and h2 (standby), each on its own loop ext4 mount."""
+    require_root()
+    with loop_fs("ext4") as m1, loop_fs("ext4") as m2:
+        cluster.controller_config = controller_config(
+            FAST_CONTROLLER,
+            [str(m1.mount), str(m2.mount)],
+            mode=mode,
+            fence_code=fence_code,
+            workdir=tmp,
+            **failover,
+        )
+        cluster.start_controller()
+        for host, fs in (("h1", m1), ("h2", m2)):
+            cluster.start_agent(
+                host,
+                [fs.mount],
+                agent_config(tmp, host, demote_sleep=demote_sleep, promote_sleep=promote_sleep),
+            )
+        admin = Admin(cluster.address)
+        wait_healthy(admin, {"h1": str(m1.mount), "h2": str(m2.mount)})
+        try:
+            yield admin, [m1, m2]
+        finally:
+            admin.close()
+
+
+def agent(cluster: LocalCluster, host: str):
+    return [p for p in cluster.procs if p.name == f"agent-{host}"][-1]
+
+
+def test_freeze_proposal_approval_demote_promote(cluster, tmp_path):
+    log = tmp_path / "hooks.log"
+    with two_hosts(cluster, tmp_path) as (admin, (m1, _)), frozen(m1.mount):
+        proposed = wait_failover(admin, {"PROPOSED"}, what="a proposal after the freeze")
+        assert proposed.from_host == "h1" and proposed.to_host == "h2"
+        out = cluster.ctl("--as", "alice", "failover", "approve", proposed.id)
+        assert out.returncode == 0, out.stderr
+        done = wait_failover(admin, {"COMPLETED"})
+        runs = hook_runs(log)
+        assert [(r.host, r.action, r.epoch) for r in runs] == [
+            ("h1", "demote", 1),
+            ("h2", "promote", 1),
+        ]
+        assert runs[0].at <= runs[1].at
+        g = group(admin)
+        assert (g.primary, g.epoch) == ("h2", 1)
+        assert done.approved_by == "alice"
+        hosts = ctl_json(cluster, "hosts")["hosts"]
+        roles = {h["host_id"]: h["roles"] for h in hosts}
+        assert roles == {"h1": ["mail=standby"], "h2": ["mail=primary"]}
+        assert {h["host_id"]: h["needs_clear"] for h in hosts} == {"h1": True, "h2": False}
+        shown = cluster.ctl("failover", "show", done.id)
+        assert "-> chosen" in shown.stdout and "COMPLETED" in shown.stdout
+        audit = ctl_json(cluster, "audit")["entries"]
+        assert any(e["actor"] == "alice" and e["action"] == "approve" for e in audit)
+
+
+def test_stopped_primary_is_fenced_then_standby_promoted(cluster, tmp_path):
+    log = tmp_path / "hooks.log"
+    with two_hosts(cluster, tmp_path, fence_code=0) as (admin, _):
+        agent(cluster, "h1").signal(signal.SIGSTOP)
+        try:
+            out = cluster.ctl("failover", "propose", "mail", "--reason", "h1 hangs")
+            assert out.returncode == 0, out.stderr
+            f = failovers(admin)[0]
+            assert cluster.ctl("failover", "approve", f.id).returncode == 0
+            wait_failover(admin, {"COMPLETED"}, timeout=40)
+        finally:
+            agent(cluster, "h1").signal(signal.SIGCONT)
+        fences = fence_runs(log)
+        assert len(fences) == 1
+        assert "action=off" in fences[0] and "nodename=h1" in fences[0]
+        assert "ip=192.0.2.10" in fences[0]
+        runs = hook_runs(log)
+        assert [(r.host, r.action) for r in runs if r.action == "promote"] == [("h2", "promote")]
+        check_safety(runs, fences=len(fences))
+
+
+def test_failed_fence_stops_until_confirmed_by_hand(cluster, tmp_path):
+    log = tmp_path / "hooks.log"
+    with two_hosts(cluster, tmp_path, fence_code=1) as (admin, _):
+        agent(cluster, "h1").signal(signal.SIGSTOP)
+        try:
+            assert cluster.ctl("failover", "propose", "mail", "--reason", "x").returncode == 0
+            f = failovers(admin)[0]
+            assert cluster.ctl("failover", "approve", f.id).returncode == 0
+            wait_failover(admin, {"FENCE_FAILED"}, timeout=40)
+            assert [r for r in hook_runs(log) if r.action == "promote"] == []
+            wrong = cluster.ctl(
+                "failover", "confirm-fenced", f.id, "--confirm", "h2", "--reason", "checked the PDU"
+            )
+            assert wrong.returncode == 1 and "does not name the old primary" in wrong.stderr
+            ok = cluster.ctl(
+                "--as",
+                "bob",
+                "failover",
+                "confirm-fenced",
+                f.id,
+                "--confirm",
+                "h1",
+                "--reason",
+                "checked the PDU",
+            )
+            assert ok.returncode == 0, ok.stderr
+            wait_failover(admin, {"COMPLETED"})
+        finally:
+            agent(cluster, "h1").signal(signal.SIGCONT)
+        audit = ctl_json(cluster, "audit")["entries"]
+        assert any(e["actor"] == "bob" and "confirmed h1 is fenced" in e["detail"] for e in audit)
+        assert any(not e.get("allowed", False) and e["action"] == "confirm-fenced" for e in audit)
+
+
+def test_auto_mode_then_anti_flap_waits_for_a_human(cluster, tmp_path):
+    with two_hosts(cluster, tmp_path, mode="auto") as (admin, (m1, m2)):
+        with frozen(m1.mount):
+            first = wait_failover(admin, {"COMPLETED"}, what="an automatic failover")
+        assert first.approved_by == "hangwatch"
+        assert group(admin).primary == "h2"
+        wait_healthy(admin, {"h1": str(m1.mount)})
+        assert cluster.ctl("host", "clear", "h1", "--reason", "kernel fixed").returncode == 0
+        with frozen(m2.mount):
+            second = wait_for(
+                lambda: [f for f in failovers(admin, active=True)], 30, "a second proposal"
+            )[0]
+            assert state_name(second) == "PROPOSED"
+            assert any("anti-flap" in s.detail for s in second.steps)
+            out = cluster.ctl("failover", "approve", second.id)
+            assert out.returncode == 0, out.stderr
+            wait_for(lambda: state_name(failovers(admin)[0]) == "COMPLETED", 30, "approved")
+        assert group(admin).primary == "h1"
+
+
+@pytest.mark.parametrize("kill_in", ["PROPOSED", "APPROVED", "FENCING", "PROMOTING"])
+def test_controller_killed_in_any_state_completes_each_hook_once(cluster, tmp_path, kill_in):
+    log = tmp_path / "hooks.log"
+    with two_hosts(cluster, tmp_path, demote_sleep=2.0, promote_sleep=2.0) as (admin, _):
+        args = ["switchover", "mail", "--to", "h2"]
+        if kill_in == "APPROVED":
+            args += ["--at", "+3s"]
+        if kill_in == "PROPOSED":
+            args = ["failover", "propose", "mail", "--reason", "drill"]
+        assert cluster.ctl(*args).returncode == 0
+        wait_failover(admin, {kill_in}, what=f"the failover to reach {kill_in}")
+        cluster.procs[0].kill()
+        cluster.start_controller()
+        if kill_in == "PROPOSED":
+            f = failovers(admin)[0]
+            assert cluster.ctl("failover", "approve", f.id).returncode == 0
+        wait_failover(admin, {"COMPLETED"}, timeout=40)
+        runs = hook_runs(log)
+        assert sorted((r.host, r.action) for r in runs) == [("h1", "demote"), ("h2", "promote")]
+        check_safety(runs)
+
+
+def test_stale_epoch_command_is_refused_and_recorded(cluster, tmp_path):
+    log = tmp_path / "hooks.log"
+    with two_hosts(cluster, tmp_path) as (admin, _):
+        assert cluster.ctl("switchover", "mail", "--to", "h2").returncode == 0
+        wait_failover(admin, {"COMPLETED"})
+        assert group(admin).epoch == 1
+        before = len(hook_runs(log))
+        controller = cluster.procs[0]
+        controller.stop()
+        db = sqlite3.connect(cluster.workdir / "controller-data" / "controller.db")
+        from hangwatch.v1 import types_pb2 as pb
+
+        stale = pb.Command(
+            id="stale-demote",
+            group="mail",
+            epoch=0,
+            action=pb.ACTION_DEMOTE,
+            reason="replayed",
+            failover_id="old",
+            role="standby",
+        )
+        db.execute(
+            "INSERT INTO commands (id, host_id, created_at, body) VALUES (?,?,?,?)",
+            ("stale-demote", "h2", 0.0, stale.SerializeToString()),
+        )
+        db.commit()
+        db.close()
+        cluster.start_controller()
+
+        def refused() -> bool:
+            audit = ctl_json(cluster, "audit")["entries"]
+            return any(e["action"] == "refuse stale epoch" for e in audit)
+
+        wait_for(refused, 30, "the agent's refusal to be recorded")
+        assert len(hook_runs(log)) == before
+
+
+def test_editing_an_audit_row_breaks_verify_naming_the_row(cluster, tmp_path):
+    with two_hosts(cluster, tmp_path) as _:
+        assert cluster.ctl("automation", "off", "--reason", "drill").returncode == 0
+        assert cluster.ctl("automation", "on", "--reason", "drill over").returncode == 0
+        assert cluster.ctl("audit", "--verify").returncode == 0
+        db = sqlite3.connect(cluster.workdir / "controller-data" / "controller.db")
+        with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+            db.execute("UPDATE audit SET detail = 'nothing happened' WHERE seq = 1")
+        db.execute("DROP TRIGGER audit_no_update")
+        db.execute("UPDATE audit SET detail = 'nothing happened' WHERE seq = 1")
+        db.commit()
+        db.close()
+        out = cluster.ctl("audit", "--verify")
+        assert out.returncode == 1
+        assert "row 1" in out.stderr and "changed after it was written" in out.stderr
