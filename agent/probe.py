@@ -481,7 +481,7 @@ def probe_signals(result: ProbeResult, *, at: float) -> list[Signal]:
 
 
 def _summary(result: ProbeResult) -> str:
-    where = f"{result.mode or 'probe'} probe on {result.mount}"
+    where = f"{result.mode + ' ' if result.mode else ''}probe on {result.mount}"
     match result.outcome:
         case Outcome.STUCK:
             return (

@@ -13,6 +13,7 @@ import grpc
 
 from controller import validate
 from controller.admin_failovers import FailoverAdmin
+from controller.admin_incidents import IncidentAdmin
 from controller.config import ControllerConfig
 from controller.dbthread import DbThread
 from controller.eventbus import CursorBus
@@ -32,7 +33,7 @@ WATCH_BATCH = 500
 WATCH_RECHECK_SECONDS = 1.0
 
 
-class AdminApi(FailoverAdmin, admin_grpc.AdminServiceServicer):
+class AdminApi(FailoverAdmin, IncidentAdmin, admin_grpc.AdminServiceServicer):
     def __init__(
         self,
         store: Store,

@@ -401,7 +401,8 @@ class Coordinator:
             primary = state.hosts.get(group.primary)
             if primary is None or primary.liveness != "HEALTHY":
                 continue
-            if all(primary.mounts.get(m) == "OK" for m in group.mounts):
+            watched = [primary.mounts[m] for m in group.mounts if m in primary.mounts]
+            if watched and all(health == "OK" for health in watched):
                 incident = self._store.open_incident_for(group.name)
                 if incident is not None:
                     self._store.close_incident(incident.id, state.now)

@@ -106,6 +106,7 @@ for command in (
     failover_cmds.maintenance,
     failover_cmds.automation,
     failover_cmds.audit,
+    failover_cmds.incident,
 ):
     main.add_command(command)
 host.add_command(failover_cmds.host_clear)

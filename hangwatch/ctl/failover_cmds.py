@@ -269,3 +269,46 @@ def audit(ctx: click.Context, check: bool, since: int) -> None:
         render.print_json(response)
     else:
         click.echo(render.audit_table(response.entries))
+
+
+@click.group()
+def incident() -> None:
+    """Lockup incidents: their timelines, and status-page updates written from them."""
+
+
+@incident.command("list")
+@click.option("--open", "open_only", is_flag=True, help="Only incidents still open.")
+@click.pass_context
+def incident_list(ctx: click.Context, open_only: bool) -> None:
+    """List incidents, newest first."""
+    response = _target().call("ListIncidents", admin_pb.ListIncidentsRequest(open_only=open_only))
+    if render.wants_json(ctx):
+        render.print_json(response)
+    else:
+        click.echo(render.incidents_table(response.incidents))
+
+
+@incident.command("show")
+@click.argument("incident_id", metavar="ID")
+@click.option(
+    "-o",
+    "--output",
+    "fmt",
+    type=click.Choice(["table", "json", "markdown"]),
+    default=None,
+    help="markdown: a status-page update for customers.",
+)
+@click.pass_context
+def incident_show(ctx: click.Context, incident_id: str, fmt: str | None) -> None:
+    """An incident's timeline: signals, failover steps and decisions, in order."""
+    fmt = fmt or ("json" if render.wants_json(ctx) else "table")
+    found = _target().call(
+        "GetIncident",
+        admin_pb.GetIncidentRequest(id=incident_id, format="markdown" if fmt == "markdown" else ""),
+    )
+    if fmt == "markdown":
+        click.echo(found.rendered, nl=False)
+    elif fmt == "json":
+        render.print_json(found)
+    else:
+        click.echo(render.incident_detail(found))

@@ -249,3 +249,31 @@ def audit_table(entries: Sequence[admin_pb.AuditEntry]) -> str:
         for e in entries
     ]
     return table(["SEQ", "TIME", "ACTOR", "ROLE", "ACTION", "TARGET", "", "DETAIL"], rows)
+
+
+def incidents_table(incidents: Sequence[admin_pb.Incident]) -> str:
+    rows = [
+        [
+            i.id,
+            i.group,
+            i.host_id,
+            when(i.started_at),
+            when(i.ended_at) if i.HasField("ended_at") else "open",
+        ]
+        for i in incidents
+    ]
+    return table(["ID", "GROUP", "HOST", "STARTED", "ENDED"], rows)
+
+
+def incident_detail(i: admin_pb.Incident) -> str:
+    lines = [
+        f"Incident:  {i.id}",
+        f"Group:     {i.group}",
+        f"Host:      {i.host_id}",
+        f"Started:   {when(i.started_at)}",
+        f"Ended:     {when(i.ended_at) if i.HasField('ended_at') else 'open'}",
+        "Timeline:",
+    ]
+    rows = [[when(e.at), e.kind, e.text[:120]] for e in i.timeline]
+    lines.append(_indent(table(["TIME", "KIND", "WHAT"], rows)))
+    return "\n".join(lines)

@@ -97,6 +97,19 @@ def test_freeze_proposal_approval_demote_promote(cluster, tmp_path):
         assert "-> chosen" in shown.stdout and "COMPLETED" in shown.stdout
         audit = ctl_json(cluster, "audit")["entries"]
         assert any(e["actor"] == "alice" and e["action"] == "approve" for e in audit)
+        incidents = wait_for(
+            lambda: [
+                i for i in ctl_json(cluster, "incident", "list")["incidents"] if not i["open"]
+            ],
+            15,
+            "the incident to close",
+        )
+        page = cluster.ctl("incident", "show", incidents[0]["id"], "-o", "markdown")
+        assert page.returncode == 0, page.stderr
+        assert "**Status:** Resolved" in page.stdout
+        assert "storage on h1 stopped responding" in page.stdout
+        assert "service moved to h2" in page.stdout
+        assert "alice (admin): approve" in page.stdout
 
 
 def test_stopped_primary_is_fenced_then_standby_promoted(cluster, tmp_path):
