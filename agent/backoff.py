@@ -1,5 +1,7 @@
 """Retrying calls to the controller: exponential backoff with jitter, capped, for ever.
 
+A certificate the controller refuses waits the longest backoff straight away.
+
 Jitter keeps a fleet of agents from reconnecting in lock-step after a controller
 restart; the cap keeps a long outage from stretching the first retry after it.
 """
@@ -13,6 +15,7 @@ import grpc
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_random_exponential
 
 from agent.config import ReconnectSettings
+from agent.link import CertificateRefused
 
 log = logging.getLogger(__name__)
 
@@ -40,10 +43,18 @@ def retrying(
             wait,
         )
 
+    exponential = wait_random_exponential(
+        multiplier=settings.initial_backoff_seconds, max=settings.max_backoff_seconds
+    )
+
+    def wait(state: RetryCallState) -> float:
+        # A refused certificate does not fix itself in a second: only a new one helps.
+        if state.outcome is not None and isinstance(state.outcome.exception(), CertificateRefused):
+            return settings.max_backoff_seconds
+        return float(exponential(state))
+
     return AsyncRetrying(
-        wait=wait_random_exponential(
-            multiplier=settings.initial_backoff_seconds, max=settings.max_backoff_seconds
-        ),
+        wait=wait,
         retry=retry_if_exception_type(grpc.aio.AioRpcError),
         before_sleep=before_sleep,
         reraise=True,

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from agent.config import AgentConfig
-from hangwatch import logs
+from hangwatch import logs, tls
 from hangwatch.addresses import parse_address, require_loopback_for_insecure
 from hangwatch.cliutil import fail, load_config, print_config
 from hangwatch.errors import AddressError
@@ -94,13 +94,15 @@ def main(
         return
     try:
         address = parse_address(config.controller.address)
-        if not config.controller.insecure:
-            fail(
-                "no TLS credentials are configured: pass --insecure to talk plaintext "
-                "to a controller on a loopback address"
+        if config.controller.insecure:
+            require_loopback_for_insecure(address, "controller address")
+        else:
+            from agent.link import tls_files
+
+            tls.require(
+                tls_files(config.controller), "talk plaintext to a controller on a loopback address"
             )
-        require_loopback_for_insecure(address, "controller address")
-    except AddressError as exc:
+    except (AddressError, tls.TlsError) as exc:
         fail(str(exc))
     if not config.mounts:
         fail("no mounts to watch: give --mount PATH (or 'mounts' in the config file)")

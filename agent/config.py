@@ -6,6 +6,7 @@ import socket
 from dataclasses import dataclass
 
 from hangwatch.config import SettingError, positive, section, setting
+from hangwatch.metrics import AgentMetricsSettings
 from hangwatch.settings import LogSettings, address_check
 
 
@@ -18,10 +19,27 @@ def _absolute_paths(value: list[str]) -> str | None:
     return None
 
 
+def _optional_absolute(value: str) -> str | None:
+    return None if not value or value.startswith("/") else f"{value!r} is not an absolute path"
+
+
 @dataclass(frozen=True)
 class ControllerSettings:
     address: str = setting("127.0.0.1:7443", "HOST:PORT of the controller", address_check())
     insecure: bool = setting(False, "plaintext gRPC (loopback only; for labs and tests)")
+    ca_file: str = setting(
+        "", "CA certificates the controller's certificate must chain to", _optional_absolute
+    )
+    cert_file: str = setting(
+        "",
+        "this agent's client certificate (PEM); its DNS SAN must be host_id. The three "
+        "files are re-read on SIGHUP",
+        _optional_absolute,
+    )
+    key_file: str = setting("", "its private key (PEM, unencrypted, mode 0600)", _optional_absolute)
+    server_name: str = setting(
+        "", "name the controller's certificate must carry (empty: the host of address)"
+    )
     rpc_timeout_seconds: float = setting(5.0, "deadline of each call to the controller", positive)
 
 
@@ -177,6 +195,12 @@ class TestingSettings:
     kernel_release_override: str = setting(
         "", "report this kernel release instead of uname's (a reboot cannot happen in a test)"
     )
+    boot_id_override: str = setting(
+        "",
+        "report this boot id instead of the kernel's, so a restarted agent looks like a "
+        "rebooted host (a reboot cannot happen in a test)",
+        lambda v: None if len(v) <= 64 else "must be at most 64 characters",
+    )
     wedge_main_loop_after_seconds: float = setting(
         0.0,
         "block the whole process in time.sleep from the main loop this long after start, "
@@ -198,5 +222,6 @@ class AgentConfig:
     kmsg: KmsgSettings = section(KmsgSettings, "the kernel log source")
     spool: SpoolSettings = section(SpoolSettings, "the event spool and queue")
     hooks: HookSettings = section(HookSettings, "failover hooks")
+    metrics: AgentMetricsSettings = section(AgentMetricsSettings, "the Prometheus endpoint")
     testing: TestingSettings = section(TestingSettings, "test-only knobs")
     log: LogSettings = section(LogSettings, "logging to stderr")

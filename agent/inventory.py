@@ -1,7 +1,8 @@
-"""What this host runs: kernel, OS, boot, filesystem tools (read once at start).
+"""What this host runs: kernel, OS, boot, filesystem tools and filesystem features.
 
-Nothing here touches a monitored filesystem: /proc, /etc/os-release and the
-package database live on the root filesystem.
+Read at start and re-checked now and then (a package upgrade or a remount changes
+it). Nothing here touches a monitored filesystem: /proc, /sys, /etc/os-release and
+the package database live on the root filesystem or in the kernel.
 """
 
 from __future__ import annotations
@@ -55,6 +56,50 @@ def fs_tool_versions(timeout: float = 5.0) -> dict[str, str]:
         if len(parts) == 3 and parts[1].startswith("ii"):
             versions[parts[0]] = parts[2]
     return versions
+
+
+# Per-filesystem sysfs attributes worth reporting (the rest are tunables).
+_SYSFS_ATTRS = {"ext4": ("errors_count",), "xfs": (), "btrfs": ()}
+
+
+def fs_features(
+    fs_type: str, device: str | None, sys_root: str = "/sys", proc_root: str = "/proc"
+) -> dict[str, str]:
+    """What the kernel says about one mounted filesystem, from sysfs and /proc/fs only.
+
+    `device` is the kernel name the filesystem is registered under (`sda1`, `dm-0`,
+    `loop3`). Keys: `driver_features` (what the kernel's driver supports, comma-joined),
+    the options in effect from /proc/fs/TYPE/DEV/options (`key` -> "yes",
+    `key=value` -> value), and a few counters such as ext4's `errors_count`. On-disk
+    format versions that the kernel does not export (XFS v4/v5) are not guessed.
+    """
+    out: dict[str, str] = {}
+    base = Path(sys_root) / "fs" / fs_type
+    try:
+        features = sorted(p.name for p in (base / "features").iterdir())
+    except OSError:
+        features = []
+    if features:
+        out["driver_features"] = ",".join(features)
+    if not device:
+        return out
+    for name in _SYSFS_ATTRS.get(fs_type, ()):
+        value = _read(base / device / name)
+        if value is not None:
+            out[name] = value
+    options = _read(Path(proc_root) / "fs" / fs_type / device / "options")
+    for line in (options or "").splitlines():
+        key, eq, value = line.strip().partition("=")
+        if key:
+            out[key] = value if eq else "yes"
+    return out
+
+
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_text().strip()
+    except OSError:
+        return None
 
 
 def collect(kernel_release_override: str = "") -> pb.Inventory:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from agent.inventory import fs_features
 from agent.procfs.mountinfo import DeviceMap
 from hangwatch.v1 import types_pb2 as pb
 
@@ -23,6 +24,7 @@ def describe(devices: DeviceMap, paths: list[str]) -> list[pb.Mount]:
                 options=list(dict.fromkeys(entry.options + entry.super_options)),
                 read_only=entry.read_only,
                 backing_devices=devices.backing_devices(path),
+                fs_features=fs_features(entry.fs_type, devices.device(path)),
             )
         )
     return out

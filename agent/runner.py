@@ -25,6 +25,7 @@ from agent.events import EventFactory, droppable
 from agent.health import HealthEngine, HealthSettings, State
 from agent.kmsg.rules import load_rules
 from agent.link import ControllerLink
+from agent.metrics import AgentCollector
 from agent.outbox import Outbox
 from agent.probe import ProbeRunner
 from agent.procfs.mountinfo import DeviceMap, load_device_map
@@ -40,7 +41,8 @@ from agent.sources.pressure_source import PressureSource
 from agent.sources.probe_source import ProbeSource
 from agent.sources.udev_source import UdevSource
 from agent.spool import Spool
-from hangwatch import __version__, pbtime
+from hangwatch import __version__, pbtime, tls
+from hangwatch.metrics import MetricsEndpoint
 from hangwatch.sdnotify import Notifier
 from hangwatch.v1 import agent_service_pb2 as agent_pb
 from hangwatch.v1 import types_pb2 as pb
@@ -53,6 +55,8 @@ SPOOL_LOAD_TIMEOUT = 3.0
 # A source that has not ticked for this many intervals (at least STALL_MIN_SECONDS) stalled.
 STALL_INTERVALS = 5
 STALL_MIN_SECONDS = 10.0
+# Inventory and mount descriptions are read again this often; a change re-registers.
+INVENTORY_CHECK_SECONDS = 60.0
 
 
 async def run(config: AgentConfig) -> None:
@@ -64,7 +68,7 @@ class Agent:
     def __init__(self, config: AgentConfig) -> None:
         self.config = config
         self.started_at = time.time()
-        self.boot_id = inventory.boot_id()
+        self.boot_id = config.testing.boot_id_override or inventory.boot_id()
         self.inventory = inventory.collect(config.testing.kernel_release_override)
         devices = load_device_map(config.mounts)
         for path in devices.missing:
@@ -89,9 +93,8 @@ class Agent:
         self.link = ControllerLink(config)
         self.session = Session(config, self.link, self.registration, self.heartbeat)
         self.reporter = Reporter(config, self.link, self.outbox, self.spool)
-        self.commands = CommandStream(
-            config, self.link, CommandHandler(config.host_id, config.hooks, Path(config.state_dir))
-        )
+        self.command_handler = CommandHandler(config.host_id, config.hooks, Path(config.state_dir))
+        self.commands = CommandStream(config, self.link, self.command_handler)
         probe = config.probe
         self.probes = ProbeSource(
             [
@@ -134,6 +137,9 @@ class Agent:
                 )
             )
         self._stalled: set[str] = set()
+        # Events published, by (kind, severity): read by the metrics collector.
+        self.published: Counter[tuple[str, int]] = Counter()
+        self.metrics = MetricsEndpoint("agent", [AgentCollector(self)])
         self._spool_stuck = False
         self._ready = asyncio.Event()
         self.notifier = Notifier()
@@ -153,6 +159,7 @@ class Agent:
             self.publish(self.events.from_transition(transition))
 
     def publish(self, event: pb.Event) -> None:
+        self.published[(event.kind, event.severity)] += 1
         self.outbox.put(event)
         self.spool.append(event)
 
@@ -256,7 +263,35 @@ class Agent:
         health = ", ".join(f"{counts[s]} {s.name}" for s in State if counts[s]) or "none"
         stalled = f"; stalled: {', '.join(sorted(self._stalled))}" if self._stalled else ""
         link = "connected" if self.session.connected.is_set() else "not connected"
+        if self.link.refused:
+            link = f"{tls.REFUSED} ({self.link.refusals} times): {self.link.refused}"
         return f"mounts: {health}{stalled}; controller {link}"
+
+    def read_inventory(self) -> tuple[pb.Inventory, list[pb.Mount]]:
+        """Inventory and mount descriptions as they are now (blocking: run in a thread)."""
+        paths = list(self.config.mounts)
+        return (
+            inventory.collect(self.config.testing.kernel_release_override),
+            mounts.describe(load_device_map(paths), paths),
+        )
+
+    async def _inventory_loop(self) -> None:
+        """Re-registers when the kernel, the fs tools or a mount's features change."""
+        while True:
+            await asyncio.sleep(INVENTORY_CHECK_SECONDS)
+            try:
+                now_inventory, now_mounts = await asyncio.to_thread(self.read_inventory)
+            except Exception:
+                log.exception("reading the inventory failed; keeping the last one")
+                continue
+            if now_inventory != self.inventory or now_mounts != self.mounts:
+                self.inventory, self.mounts = now_inventory, now_mounts
+                self.session.register_again()
+
+    def _reread(self) -> str:
+        """SIGHUP: the TLS files, through a new channel; other settings apply on restart."""
+        self.link.reload()
+        return self.summary()
 
     async def _evaluate_loop(self) -> None:
         """Also the systemd watchdog's proof of life: pings only follow a finished self-check."""
@@ -315,7 +350,7 @@ class Agent:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        loop.add_signal_handler(signal.SIGHUP, self.notifier.acknowledge_reload)
+        loop.add_signal_handler(signal.SIGHUP, self.notifier.reload, self._reread)
         log.info(
             "agent %s watching %d mounts: %s",
             self.config.host_id,
@@ -323,11 +358,13 @@ class Agent:
             ", ".join(m.path for m in self.mounts) or "(none)",
         )
         await self._replay_spool()
+        self.metrics.start(self.config.metrics.listen)
         tasks = [asyncio.create_task(s.run(self.emit), name=s.name) for s in self.sources]
         tasks += [
             asyncio.create_task(self.session.run(), name="session"),
             asyncio.create_task(self.reporter.run(self._ready), name="reporter"),
             asyncio.create_task(self.commands.run(), name="commands"),
+            asyncio.create_task(self._inventory_loop(), name="inventory"),
         ]
         await asyncio.sleep(0)  # every task has now taken its first step
         self.notifier.ready(self.summary())
@@ -342,6 +379,7 @@ class Agent:
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        self.metrics.stop()
         await self.probes.close()
         await self.spool.close()
         await self.link.close()

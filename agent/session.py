@@ -38,6 +38,11 @@ class Session:
         self.interval = config.heartbeat.interval_seconds
         self.connected = asyncio.Event()
         self.last_heartbeat_ok: float | None = None
+        self._register_again = asyncio.Event()
+
+    def register_again(self) -> None:
+        """What the registration says changed (inventory, mounts): send it after this beat."""
+        self._register_again.set()
 
     async def register(self) -> agent_pb.RegisterResponse:
         async for attempt in retrying(self._config.reconnect, "register", self.connected.clear):
@@ -60,6 +65,10 @@ class Session:
                     self.last_heartbeat_ok = time.monotonic()
                     if response.register_again:
                         log.info("controller asked for a new registration")
+                        break
+                    if self._register_again.is_set():
+                        self._register_again.clear()
+                        log.info("inventory changed: registering again")
                         break
                     await asyncio.sleep(self.interval)
             except grpc.aio.AioRpcError as exc:

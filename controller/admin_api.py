@@ -14,6 +14,9 @@ import grpc
 from controller import validate
 from controller.admin_failovers import FailoverAdmin
 from controller.admin_incidents import IncidentAdmin
+from controller.admin_upgrades import UpgradeAdmin
+from controller.admin_webhooks import WebhookAdmin
+from controller.advisories import AdvisoryBook
 from controller.config import ControllerConfig
 from controller.dbthread import DbThread
 from controller.eventbus import CursorBus
@@ -21,6 +24,8 @@ from controller.failover.coordinator import Coordinator
 from controller.liveness import liveness
 from controller.rpc import Ctx, streaming, unary
 from controller.store import HostRecord, Store
+from controller.upgrades.driver import UpgradeDriver
+from controller.webhooks import Dispatcher
 from hangwatch import pbtime
 from hangwatch.v1 import admin_service_pb2 as admin_pb
 from hangwatch.v1 import admin_service_pb2_grpc as admin_grpc
@@ -33,7 +38,9 @@ WATCH_BATCH = 500
 WATCH_RECHECK_SECONDS = 1.0
 
 
-class AdminApi(FailoverAdmin, IncidentAdmin, admin_grpc.AdminServiceServicer):
+class AdminApi(
+    FailoverAdmin, IncidentAdmin, WebhookAdmin, UpgradeAdmin, admin_grpc.AdminServiceServicer
+):
     def __init__(
         self,
         store: Store,
@@ -41,12 +48,18 @@ class AdminApi(FailoverAdmin, IncidentAdmin, admin_grpc.AdminServiceServicer):
         bus: CursorBus,
         config: ControllerConfig,
         coordinator: Coordinator,
+        advisories: AdvisoryBook,
+        upgrades: UpgradeDriver,
+        webhooks: Dispatcher | None = None,
     ) -> None:
         self._store = store
         self._db = db
         self._bus = bus
         self._config = config
         self._coordinator = coordinator
+        self._advisories = advisories
+        self._upgrades = upgrades
+        self._webhooks = webhooks
 
     async def _hosts(self, records: list[HostRecord]) -> list[admin_pb.Host]:
         """Host messages with what the cluster picture adds: roles, risk, maintenance."""

@@ -12,19 +12,19 @@ from collections.abc import Awaitable, Callable
 
 import grpc
 
-from controller import convert, validate
+from controller import convert, switchover, validate
 from controller.audit import verify
 from controller.config import ControllerConfig
 from controller.dbthread import DbThread
-from controller.failover import engine, machine
+from controller.failover import machine
 from controller.failover.coordinator import Coordinator
 from controller.failover.machine import Failover, Refused
-from controller.failover.model import ClusterState, FState, GroupView, Trigger
+from controller.failover.model import ClusterState, GroupView, Trigger
 from controller.identity import Caller, caller
 from controller.rpc import Ctx, unary
 from controller.store import FailoverCommit, HostRecord, Store
 from hangwatch import pbtime
-from hangwatch.ids import is_ulid, new_ulid
+from hangwatch.ids import is_ulid
 from hangwatch.v1 import admin_service_pb2 as admin_pb
 
 MAX_REASON = 1000
@@ -69,13 +69,7 @@ class FailoverAdmin:
         return state
 
     def _group(self, state: ClusterState, name: str) -> GroupView:
-        group = next((g for g in state.groups if g.name == name), None)
-        if group is None:
-            raise validate.Invalid(
-                "group",
-                f"no group {name!r} (known: {', '.join(g.name for g in state.groups) or 'none'})",
-            )
-        return group
+        return switchover.find_group(state, name)
 
     async def _load(self, context: Ctx, failover_id: str) -> Failover:
         if not is_ulid(failover_id):
@@ -155,15 +149,10 @@ class FailoverAdmin:
         )
         if request.HasField("at"):
             f = dataclasses.replace(f, not_before=pbtime.seconds(request.at))
-        await self._commit_new(f, who)
         # A person asked for it: it is approved as it is created (demote comes first).
-        approved = machine.approve(f, who.name, time.time())
-        await self._db.run(
-            self._store.commit_failover,
-            FailoverCommit(approved, audit=(who.name, who.role, "approve", f"{f.id}: switchover")),
-            time.time(),
+        approved = await switchover.start_switchover(
+            self._store, self._db, self._coordinator, f, who
         )
-        self._coordinator.wake()
         return convert.failover(approved)
 
     async def _plan(
@@ -177,79 +166,18 @@ class FailoverAdmin:
         trigger: Trigger,
     ) -> Failover:
         state = await self._state()
-        group = self._group(state, group_name)
-        if any(f.group == group.name and f.state.active for f in state.failovers):
+        try:
+            return switchover.plan_failover(
+                state, group_name, to_host, reason, force, trigger, who.name
+            )
+        except switchover.PlanRefused as exc:
             await self._refuse(
-                context,
-                who,
-                "propose",
-                group.name,
-                grpc.StatusCode.FAILED_PRECONDITION,
-                f"a failover of {group.name} is already open",
+                context, who, "propose", group_name, grpc.StatusCode.FAILED_PRECONDITION, str(exc)
             )
-        if to_host and to_host not in group.members:
-            raise validate.Invalid("to_host", f"{to_host!r} is not a member of {group.name}")
-        if to_host == group.primary:
-            raise validate.Invalid("to_host", f"{to_host!r} is already the primary")
-        ranked = engine.candidates(
-            state, group, exclude=group.primary, force_host=to_host if force else ""
-        )
-        chosen = (
-            next((c for c in ranked if c.host_id == to_host), None)
-            if to_host
-            else next((c for c in ranked if c.eligible), None)
-        )
-        if chosen is None or not chosen.eligible:
-            why = (
-                "; ".join(f"{c.host_id}: {', '.join(c.reasons)}" for c in ranked)
-                if chosen is None
-                else f"{chosen.host_id}: {', '.join(chosen.reasons)}"
-            )
-            await self._refuse(
-                context,
-                who,
-                "propose",
-                group.name,
-                grpc.StatusCode.FAILED_PRECONDITION,
-                f"no eligible target for {group.name} ({why}); name one with "
-                "--to HOST --force to override",
-            )
-        assert chosen is not None
-        now = time.time()
-        forced = force and bool(chosen.reasons)
-        detail = f"proposed by {who.name}: {reason}" + (
-            f" (forced past: {', '.join(chosen.reasons)})" if forced else ""
-        )
-        return Failover(
-            id=new_ulid(now),
-            group=group.name,
-            state=FState.PROPOSED,
-            trigger=trigger,
-            from_host=group.primary,
-            to_host=chosen.host_id,
-            reason=reason,
-            proposed_by=who.name,
-            created_at=now,
-            forced=forced,
-            candidates=ranked,
-            steps=(machine.Step(FState.PROPOSED, now, who.name, detail),),
-        )
+            raise AssertionError("unreachable") from exc
 
     async def _commit_new(self, f: Failover, who: Caller) -> None:
-        action = "propose (forced)" if f.forced else "propose"
-        await self._db.run(
-            self._store.commit_failover,
-            FailoverCommit(
-                f,
-                audit=(
-                    who.name,
-                    who.role,
-                    action,
-                    f"{f.id}: {f.from_host} -> {f.to_host}: {f.steps[-1].detail}",
-                ),
-            ),
-            time.time(),
-        )
+        await switchover.commit_new(self._store, self._db, f, who)
 
     async def _decide(
         self,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Sequence
 
 import grpc
 
@@ -33,6 +33,7 @@ class AgentApi(agent_grpc.AgentServiceServicer):
         config: ControllerConfig,
         hub: CommandHub,
         coordinator: Coordinator,
+        on_stored: Callable[[Sequence[pb.Event]], None] = lambda _: None,
     ) -> None:
         self._store = store
         self._db = db
@@ -40,6 +41,8 @@ class AgentApi(agent_grpc.AgentServiceServicer):
         self._config = config
         self._hub = hub
         self._coordinator = coordinator
+        # Told of each newly stored event after its commit (webhooks, metrics); never blocks.
+        self._on_stored = on_stored
 
     @unary
     async def Register(
@@ -74,7 +77,9 @@ class AgentApi(agent_grpc.AgentServiceServicer):
     ) -> agent_pb.ReportEventsResponse:
         validate.report_events(request)
         if request.events:
-            await self._db.run(self._store.add_events, request.events, time.time())
+            stored = await self._db.run(self._store.add_events, request.events, time.time())
+            if stored:
+                self._on_stored(stored)
             await self._bus.advance(await self._db.run(self._store.last_cursor))
         # add_events returned only after COMMIT: every id is durable now.
         return agent_pb.ReportEventsResponse(acked_ids=[e.id for e in request.events])

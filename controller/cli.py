@@ -6,9 +6,10 @@ import asyncio
 
 import click
 
+from controller.certs import tls_files
 from controller.config import ControllerConfig
 from controller.server import serve
-from hangwatch import logs
+from hangwatch import logs, tls
 from hangwatch.addresses import parse_address, require_loopback_for_insecure
 from hangwatch.cliutil import fail, load_config, print_config
 from hangwatch.errors import AddressError
@@ -73,13 +74,11 @@ def main(
         return
     try:
         address = parse_address(config.listen, allow_port_zero=True)
-        if not config.insecure:
-            fail(
-                "no TLS credentials are configured: pass --insecure to serve plaintext "
-                "on a loopback address"
-            )
-        require_loopback_for_insecure(address, "listen address")
-    except AddressError as exc:
+        if config.insecure:
+            require_loopback_for_insecure(address, "listen address")
+        else:
+            tls.require(tls_files(config.tls), "serve plaintext on a loopback address")
+    except (AddressError, tls.TlsError) as exc:
         fail(str(exc))
     logs.setup(config.log.format, config.log.level)
     asyncio.run(serve(config))

@@ -6,7 +6,10 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from controller.validate import KIND_RE
 from hangwatch.config import SettingError, one_of, positive, section, setting
+from hangwatch.metrics import MetricsSettings
+from hangwatch.pki import PEOPLE_ROLES
 from hangwatch.settings import LogSettings, address_check
 
 
@@ -34,6 +37,10 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 def _name(value: str) -> str | None:
     return None if _NAME.match(value) else f"{value!r} is not a valid name"
+
+
+# "none" may do nothing; the others in increasing power.
+ACCESS_ROLES = ("none", *PEOPLE_ROLES)
 
 
 def _absolute(value: list[str]) -> str | None:
@@ -122,6 +129,133 @@ class FailoverSettings:
     interval_seconds: float = setting(0.5, "seconds between coordinator passes", positive)
 
 
+SEVERITIES = ("info", "warning", "error", "critical")
+
+
+def _url(value: str) -> str | None:
+    ok = value.startswith(("http://", "https://")) and len(value) > len("https://")
+    return None if ok else f"{value!r} is not an http:// or https:// URL"
+
+
+def _kinds(value: list[str]) -> str | None:
+    bad = [k for k in value if not KIND_RE.match(k)]
+    return f"{bad[0]!r} is not an event kind (UPPER_SNAKE_CASE)" if bad else None
+
+
+@dataclass(frozen=True)
+class WebhookSettings:
+    name: str = setting("", "the sink's name (in metrics, dead letters and hangwatchctl)", _name)
+    kind: str = setting(
+        "json",
+        "json: the event, HMAC-signed; pagerduty: Events API v2 trigger/resolve on "
+        "LOCKUP_CONFIRMED/LOCKUP_CLEARED; slack: a one-line text",
+        one_of("json", "pagerduty", "slack"),
+    )
+    url: str = setting(
+        "", "where to POST (PagerDuty: https://events.pagerduty.com/v2/enqueue)", _url
+    )
+    secret: str = setting("", "json: HMAC-SHA256 key for the X-Hangwatch-Signature header")
+    secret_file: str = setting("", "json: file holding the HMAC key instead", _optional_path)
+    routing_key: str = setting("", "pagerduty: the integration's routing key")
+    min_severity: str = setting(
+        "info", "send only events at least this severe", one_of(*SEVERITIES)
+    )
+    kinds: list[str] = setting([], "send only these event kinds (empty: all)", _kinds)
+    timeout_seconds: float = setting(10.0, "how long one HTTP request may take", positive)
+    max_attempts: int = setting(
+        8, "attempts before an event becomes a dead letter (4xx other than 429: one)", _at_least(1)
+    )
+    backoff_base_seconds: float = setting(
+        1.0, "wait after the first failure; doubles with each attempt, with jitter", positive
+    )
+    backoff_cap_seconds: float = setting(300.0, "longest wait between attempts", positive)
+    queue_events: int = setting(
+        10000,
+        "events held in memory for the sink; beyond, it catches up from the store",
+        _at_least(1),
+    )
+
+    def __post_init__(self) -> None:
+        if not self.name:
+            raise SettingError("name", "is required")
+        if not self.url:
+            raise SettingError("url", "is required")
+        if self.kind == "json" and not (self.secret or self.secret_file):
+            raise SettingError("secret", "a json sink needs secret or secret_file")
+        if self.secret and self.secret_file:
+            raise SettingError("secret_file", "give secret or secret_file, not both")
+        if self.kind == "pagerduty" and not self.routing_key:
+            raise SettingError("routing_key", "a pagerduty sink needs its routing key")
+        if self.backoff_cap_seconds < self.backoff_base_seconds:
+            raise SettingError("backoff_cap_seconds", "must not be below backoff_base_seconds")
+
+
+def _roles(value: dict[str, str]) -> str | None:
+    bad = next(((n, r) for n, r in value.items() if r not in ACCESS_ROLES), None)
+    return None if bad is None else f"{bad[0]}: {bad[1]!r} is not one of {', '.join(ACCESS_ROLES)}"
+
+
+@dataclass(frozen=True)
+class TlsSettings:
+    """Mutual TLS: required unless `insecure` (loopback only). Re-read on SIGHUP."""
+
+    cert_file: str = setting(
+        "", "the controller's certificate (PEM, intermediates after it)", _optional_path
+    )
+    key_file: str = setting(
+        "", "its private key (PEM, unencrypted, readable by the service user)", _optional_path
+    )
+    ca_file: str = setting(
+        "",
+        "CA certificates every client (agents, people) must present a certificate of",
+        _optional_path,
+    )
+
+
+@dataclass(frozen=True)
+class AccessSettings:
+    """Roles of people and tools (certificates with a URI SAN hangwatch://user/NAME)."""
+
+    roles: dict[str, str] = setting(
+        {},
+        "role per NAME (none, viewer, operator, approver, admin); wins over the certificate's OU",
+        _roles,
+    )
+    certificate_roles: bool = setting(
+        True, "take the role from the certificate's OU for a NAME not in roles"
+    )
+    default_role: str = setting(
+        "none", "role of a NAME that neither roles nor the OU gives one", one_of(*ACCESS_ROLES)
+    )
+
+
+@dataclass(frozen=True)
+class LimitSettings:
+    agent_calls_per_second: float = setting(
+        50.0, "Heartbeat and ReportEvents calls one agent may make per second", positive
+    )
+    agent_burst: int = setting(
+        200,
+        "calls one agent may make at once before agent_calls_per_second applies",
+        _at_least(1),
+    )
+
+
+@dataclass(frozen=True)
+class UpgradeSettings:
+    interval_seconds: float = setting(
+        2.0, "seconds between passes over the upgrade plans", positive
+    )
+    max_parallel_hosts: int = setting(
+        1, "hosts one plan upgrades at once (never two members of a group)", _at_least(1)
+    )
+    default_soak_seconds: float = setting(
+        600.0,
+        "an upgraded host's mounts must stay OK this long before it is DONE (a plan's --soak wins)",
+        positive,
+    )
+
+
 @dataclass(frozen=True)
 class ControllerConfig:
     listen: str = setting(
@@ -129,10 +263,16 @@ class ControllerConfig:
     )
     data_dir: str = setting("/var/lib/hangwatch-controller", "directory for the SQLite database")
     insecure: bool = setting(False, "serve plaintext gRPC (loopback only; for labs and tests)")
+    tls: TlsSettings = section(TlsSettings, "mutual TLS (required unless insecure)")
+    access: AccessSettings = section(AccessSettings, "who may do what (with TLS)")
+    limits: LimitSettings = section(LimitSettings, "limits on what agents send")
     liveness: LivenessSettings = section(LivenessSettings, "host liveness from heartbeats")
     failover: FailoverSettings = section(FailoverSettings, "failover policy and deadlines")
+    upgrades: UpgradeSettings = section(UpgradeSettings, "upgrade plans")
     groups: list[GroupSettings] = setting([], "service groups ([[groups]] tables)")
     fencing: list[FenceSettings] = setting([], "fence devices per host ([[fencing]] tables)")
+    webhooks: list[WebhookSettings] = setting([], "webhook sinks for events ([[webhooks]] tables)")
+    metrics: MetricsSettings = section(MetricsSettings, "the Prometheus endpoint")
     log: LogSettings = section(LogSettings, "logging to stderr")
 
     def __post_init__(self) -> None:
@@ -146,6 +286,11 @@ class ControllerConfig:
             if fence.host in fenced:
                 raise SettingError(f"fencing[{i}].host", f"{fence.host!r} has two fence devices")
             fenced.add(fence.host)
+        sinks: set[str] = set()
+        for i, hook in enumerate(self.webhooks):
+            if hook.name in sinks:
+                raise SettingError(f"webhooks[{i}].name", f"sink {hook.name!r} is declared twice")
+            sinks.add(hook.name)
 
     def fence_for(self, host: str) -> FenceSettings | None:
         return next((f for f in self.fencing if f.host == host), None)

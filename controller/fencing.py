@@ -17,7 +17,20 @@ def fence_input(settings: FenceSettings, host: str) -> bytes:
     return "".join(f"{k}={v}\n" for k, v in options.items()).encode()
 
 
-async def fence(settings: FenceSettings, host: str) -> ExecResult:
+async def fence(
+    settings: FenceSettings, host: str, group: str, epoch: int, failover_id: str
+) -> ExecResult:
+    """Powers `host` off. The environment names the failover for logs and tests; real
+    fence agents read only stdin."""
+    env = {
+        "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
+        "HANGWATCH_GROUP": group,
+        "HANGWATCH_EPOCH": str(epoch),
+        "HANGWATCH_FAILOVER_ID": failover_id,
+    }
     return await run_executable(
-        [settings.agent], timeout=settings.timeout_seconds, stdin=fence_input(settings, host)
+        [settings.agent],
+        timeout=settings.timeout_seconds,
+        stdin=fence_input(settings, host),
+        env=env,
     )

@@ -5,26 +5,36 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from collections.abc import Sequence
 from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from controller.access import AccessGate, store_audit
 from controller.admin_api import AdminApi
+from controller.advisories import AdvisoryBook
 from controller.agent_api import AgentApi
+from controller.certs import ServerTls, reload_on_sighup
 from controller.commandhub import CommandHub
 from controller.config import ControllerConfig
 from controller.dbthread import DbThread
 from controller.eventbus import CursorBus
 from controller.failover.coordinator import Coordinator
+from controller.identity import Identify
+from controller.metrics import ControllerCollector, IngestCounter, RpcTimer
 from controller.sqlite_store import SQLiteStore
+from controller.upgrades.driver import UpgradeDriver
+from controller.webhooks import Dispatcher
 from hangwatch.addresses import parse_address
 from hangwatch.grpcopts import server_options
+from hangwatch.metrics import MetricsEndpoint
 from hangwatch.sdnotify import Notifier
 from hangwatch.v1 import admin_service_pb2, agent_service_pb2
 from hangwatch.v1 import admin_service_pb2_grpc as admin_grpc
 from hangwatch.v1 import agent_service_pb2_grpc as agent_grpc
+from hangwatch.v1 import types_pb2 as pb
 
 log = logging.getLogger(__name__)
 
@@ -40,14 +50,40 @@ async def serve(config: ControllerConfig) -> None:
     store = SQLiteStore(data_dir / "controller.db")
     db = DbThread()
     bus = CursorBus(await db.run(store.last_cursor))
-    server = grpc.aio.server(options=server_options())
+    rpc_timer = RpcTimer()
+    server_tls = None if config.insecure else ServerTls(config.tls)
+    gate = AccessGate(
+        Identify(None if server_tls is None else config.access),
+        server_tls is not None,
+        config.limits,
+        store_audit(store, db),
+    )
+    server = grpc.aio.server(options=server_options(), interceptors=[rpc_timer, gate])
     hub = CommandHub(lambda host: db.run(store.pending_commands, host))
-    coordinator = Coordinator(store, db, config, hub)
+    advisories = AdvisoryBook()
+    advisories.load(await db.run(store.list_advisories))
+    coordinator = Coordinator(store, db, config, hub, advisories.lookup)
+    upgrades = UpgradeDriver(store, db, config, coordinator)
+    webhooks = Dispatcher(config, store, db, bus)
+    ingest = IngestCounter()
+
+    def stored(events: Sequence[pb.Event]) -> None:
+        ingest.count(events)
+        webhooks.offer(events)
+
     agent_grpc.add_AgentServiceServicer_to_server(
-        AgentApi(store, db, bus, config, hub, coordinator), server
+        AgentApi(store, db, bus, config, hub, coordinator, on_stored=stored), server
     )
     admin_grpc.add_AdminServiceServicer_to_server(
-        AdminApi(store, db, bus, config, coordinator), server
+        AdminApi(store, db, bus, config, coordinator, advisories, upgrades, webhooks=webhooks),
+        server,
+    )
+    metrics = MetricsEndpoint(
+        "controller",
+        [
+            ControllerCollector(store, db, bus, webhooks, ingest, asyncio.get_running_loop()),
+            rpc_timer.histogram,
+        ],
     )
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
@@ -60,28 +96,41 @@ async def serve(config: ControllerConfig) -> None:
         server,
     )
     address = parse_address(config.listen, allow_port_zero=True)
-    port = server.add_insecure_port(str(address))
+    if server_tls is None:
+        port = server.add_insecure_port(str(address))
+    else:
+        port = server.add_secure_port(str(address), server_tls.credentials)
     await server.start()
     for name in ("", *SERVICE_NAMES):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    log.info("listening on %s:%d (plaintext, loopback only)", address.host, port)
+    transport = "plaintext, loopback only" if server_tls is None else "mutual TLS"
+    log.info("listening on %s:%d (%s)", address.host, port, transport)
     coordinating = asyncio.create_task(coordinator.run(), name="coordinator")
+    upgrading = asyncio.create_task(upgrades.run(), name="upgrades")
+    webhooks.start()
+    metrics.start(config.metrics.listen)
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     notifier = Notifier()
-    loop.add_signal_handler(signal.SIGHUP, notifier.acknowledge_reload)
+    serving = f"serving on {address.host}:{port}"
+    loop.add_signal_handler(
+        signal.SIGHUP, notifier.reload, lambda: reload_on_sighup(server_tls, serving)
+    )
     watchdog = asyncio.create_task(_watchdog(notifier, db, store), name="watchdog")
-    notifier.ready(f"serving on {address.host}:{port}")
+    notifier.ready(serving)
     await stop.wait()
     log.info("shutting down")
     coordinating.cancel()
+    upgrading.cancel()
     notifier.stopping()
     watchdog.cancel()
     await health_servicer.enter_graceful_shutdown()
     await server.stop(grace=2.0)
+    metrics.stop()
+    await webhooks.stop()
     db.shutdown()
     store.close()
 

@@ -87,6 +87,10 @@ class FailoverTables(AuditTable):
         sql += " ORDER BY created_at DESC LIMIT ?"
         return [codec.loads(r[0]) for r in self._db.execute(sql, (*args, limit))]
 
+    def failover_counts(self) -> dict[str, int]:
+        rows = self._db.execute("SELECT state, count(*) FROM failovers GROUP BY state")
+        return {str(state): int(n) for state, n in rows}
+
     # Commands.
 
     def pending_commands(self, host_id: str) -> list[pb.Command]:

@@ -8,6 +8,8 @@ from typing import Any
 
 from controller.sqlite_failovers import FailoverTables
 from controller.sqlite_ops import OpsTables
+from controller.sqlite_upgrades import UpgradeTables
+from controller.sqlite_webhooks import WebhookTables
 from controller.store import HostRecord
 from hangwatch import pbtime
 from hangwatch.v1 import admin_service_pb2 as admin_pb
@@ -17,7 +19,7 @@ from hangwatch.v1 import types_pb2 as pb
 log = logging.getLogger(__name__)
 
 
-class SQLiteStore(FailoverTables, OpsTables):
+class SQLiteStore(FailoverTables, OpsTables, WebhookTables, UpgradeTables):
     """Hosts and events here; the other tables live in their own mixins."""
 
     # Hosts.
@@ -71,7 +73,7 @@ class SQLiteStore(FailoverTables, OpsTables):
 
     # Events.
 
-    def add_events(self, events: Sequence[pb.Event], now: float) -> None:
+    def add_events(self, events: Sequence[pb.Event], now: float) -> list[pb.Event]:
         rows = []
         for event in events:
             body = pb.Event()
@@ -92,11 +94,24 @@ class SQLiteStore(FailoverTables, OpsTables):
                 )
             )
         with self._tx() as db:
+            before = self.last_cursor()
             db.executemany(
                 """INSERT OR IGNORE INTO events (id, host_id, host_seq, mount, kind, severity,
                      occurred_at, received_at, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)""",
                 rows,
             )
+            # One writer: the rows past `before` are exactly the ones this call stored.
+            cursors = dict(db.execute("SELECT id, cursor FROM events WHERE cursor > ?", (before,)))
+        stored = []
+        for event in events:
+            cursor = cursors.pop(event.id, None)
+            if cursor is not None:
+                copy = pb.Event()
+                copy.CopyFrom(event)
+                copy.cursor = cursor
+                copy.received_at.CopyFrom(pbtime.timestamp(now))
+                stored.append(copy)
+        return stored
 
     def list_events(
         self,

@@ -13,6 +13,7 @@ from typing import Protocol
 
 from controller.audit import AuditRow
 from controller.failover.machine import Failover
+from controller.upgrades.planner import Plan
 from hangwatch.v1 import admin_service_pb2 as admin_pb
 from hangwatch.v1 import agent_service_pb2 as agent_pb
 from hangwatch.v1 import types_pb2 as pb
@@ -65,6 +66,18 @@ class MaintenanceRow:
 
 
 @dataclass(frozen=True)
+class DeadLetterRow:
+    id: int
+    sink: str
+    event_id: str
+    attempts: int
+    last_error: str
+    failed_at: float
+    # The event's position in the log, to fetch it for a resend.
+    cursor: int
+
+
+@dataclass(frozen=True)
 class IncidentRow:
     id: str
     group: str
@@ -72,6 +85,17 @@ class IncidentRow:
     started_at: float
     ended_at: float | None
     summary: str
+
+
+@dataclass(frozen=True)
+class AdvisoryRow:
+    id: str
+    kernel_range: str
+    fs_type: str
+    reason: str
+    url: str
+    created_at: float
+    created_by: str
 
 
 class Store(Protocol):
@@ -89,8 +113,9 @@ class Store(Protocol):
     def list_hosts(self) -> list[HostRecord]: ...
 
     # Events.
-    def add_events(self, events: Sequence[pb.Event], now: float) -> None:
-        """Stores each event id once, durably, before returning."""
+    def add_events(self, events: Sequence[pb.Event], now: float) -> list[pb.Event]:
+        """Stores each event id once, durably, before returning; returns the events this
+        call stored (ids not seen before), with their cursor and received_at, in order."""
 
     def list_events(
         self,
@@ -127,6 +152,9 @@ class Store(Protocol):
     def command_results(self, ids: Sequence[str]) -> dict[str, pb.CommandResult]: ...
 
     def record_fence_result(self, failover_id: str, ok: bool, detail: str, now: float) -> None: ...
+
+    def failover_counts(self) -> dict[str, int]:
+        """How many failovers are in each state (for metrics)."""
 
     def fence_result(self, failover_id: str) -> tuple[bool, str] | None: ...
 
@@ -176,3 +204,48 @@ class Store(Protocol):
     def list_incidents(self, open_only: bool = False, limit: int = 100) -> list[IncidentRow]: ...
 
     def get_incident(self, incident_id: str) -> IncidentRow | None: ...
+
+    # Webhooks.
+    def start_webhook(self, sink: str) -> int:
+        """The sink's last handed-off cursor; a new sink starts at the end of the log."""
+
+    def set_webhook_cursor(self, sink: str, cursor: int) -> None: ...
+
+    def add_dead_letter(
+        self, sink: str, event_id: str, attempts: int, error: str, at: float, cursor: int
+    ) -> None:
+        """Records a failed delivery and moves the sink's cursor past it, atomically."""
+
+    def list_dead_letters(self, sink: str = "") -> list[DeadLetterRow]: ...
+
+    def requeue_dead_letters(self, sink: str, ids: Sequence[int], at: float) -> int: ...
+
+    def requeued_dead_letters(self, sink: str) -> list[DeadLetterRow]: ...
+
+    def settle_dead_letter(
+        self, letter_id: int, delivered: bool, attempts: int, error: str, at: float
+    ) -> None: ...
+
+    def alert_key(self, sink: str, host_id: str, mount: str) -> str | None: ...
+
+    def set_alert_key(self, sink: str, host_id: str, mount: str, key: str | None) -> None: ...
+
+    # Advisories and upgrade plans.
+    def add_advisory(self, row: AdvisoryRow) -> bool:
+        """False when an advisory with that id exists (nothing is changed)."""
+
+    def list_advisories(self) -> list[AdvisoryRow]: ...
+
+    def remove_advisory(self, advisory_id: str) -> bool: ...
+
+    def create_plan(self, plan: Plan, now: float) -> bool:
+        """False when a plan with that name exists (nothing is changed)."""
+
+    def save_plan(
+        self, plan: Plan, now: float, audit: tuple[str, str, str, str] | None = None
+    ) -> None:
+        """Writes a plan's new state and its audit entry (actor, role, action, detail) at once."""
+
+    def get_plan(self, name: str) -> Plan | None: ...
+
+    def list_plans(self, open_only: bool = False) -> list[Plan]: ...

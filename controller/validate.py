@@ -7,6 +7,10 @@ INVALID_ARGUMENT with "field: problem" so a caller knows what to fix.
 from __future__ import annotations
 
 import re
+from typing import Any
+
+from google.protobuf.descriptor import FieldDescriptor
+from google.protobuf.message import Message
 
 from hangwatch.ids import is_ulid
 from hangwatch.v1 import agent_service_pb2 as agent_pb
@@ -79,6 +83,8 @@ def heartbeat(req: agent_pb.HeartbeatRequest) -> None:
         path(mount.mount, f"mounts[{i}].mount")
         enum_value(mount.state, pb.HealthState, f"mounts[{i}].state")
         text(mount.reason, f"mounts[{i}].reason", 1024)
+    if len(req.sources) > MAX_SOURCES:
+        raise Invalid("sources", f"{len(req.sources)} sources, the limit is {MAX_SOURCES}")
     for i, source in enumerate(req.sources):
         text(source.source, f"sources[{i}].source", 64, required=True)
         text(source.detail, f"sources[{i}].detail", 1024)
@@ -138,3 +144,56 @@ def command_result(result: pb.CommandResult) -> None:
     host_id(result.host_id, "result.host_id")
     enum_value(result.status, pb.CommandStatus, "result.status")
     text(result.output_tail, "result.output_tail", 8192)
+
+
+# The backstop every request passes (controller.access) before its own checks: no
+# string, list or map is unbounded and no enum or time is out of range, even in a
+# field no handler looks at yet. The handlers' checks are tighter where it matters.
+MAX_STRING = 8192
+MAX_REPEATED = 1000
+MAX_SOURCES = 64
+# What the store keeps in an INTEGER column (SQLite's are signed 64-bit).
+MAX_INTEGER = 2**63 - 1
+_UNSIGNED_64 = (FieldDescriptor.TYPE_UINT64, FieldDescriptor.TYPE_FIXED64)
+_TIME_RANGES = {
+    # protobuf's own valid ranges: 0001-01-01 to 9999-12-31, and +-10 000 years.
+    "google.protobuf.Timestamp": (-62_135_596_800, 253_402_300_799),
+    "google.protobuf.Duration": (-315_576_000_000, 315_576_000_000),
+}
+
+
+def bounded(message: Message, prefix: str = "") -> None:
+    """Raises Invalid for the first field of `message` (recursively) beyond the limits."""
+    for fd, value in message.ListFields():
+        name = prefix + fd.name
+        if not fd.is_repeated:
+            _bounded_value(fd, value, name)
+            continue
+        if len(value) > MAX_REPEATED:
+            raise Invalid(name, f"{len(value)} entries, the limit is {MAX_REPEATED}")
+        if fd.message_type is not None and fd.message_type.GetOptions().map_entry:
+            entry = fd.message_type.fields_by_name
+            for key, item in value.items():
+                _bounded_value(entry["key"], key, name)
+                _bounded_value(entry["value"], item, f"{name}[{str(key)[:64]}]")
+        else:
+            for i, item in enumerate(value):
+                _bounded_value(fd, item, f"{name}[{i}]")
+
+
+def _bounded_value(fd: FieldDescriptor, value: Any, name: str) -> None:
+    if fd.type in (FieldDescriptor.TYPE_STRING, FieldDescriptor.TYPE_BYTES):
+        if len(value) > MAX_STRING:
+            raise Invalid(name, f"is {len(value)} long, the limit is {MAX_STRING}")
+    elif fd.type in _UNSIGNED_64:
+        if value > MAX_INTEGER:
+            raise Invalid(name, f"{value} is above the limit {MAX_INTEGER}")
+    elif fd.enum_type is not None:
+        if value not in fd.enum_type.values_by_number:
+            raise Invalid(name, f"{value} is not a valid value")
+    elif fd.message_type is not None:
+        limits = _TIME_RANGES.get(fd.message_type.full_name)
+        if limits is None:
+            bounded(value, name + ".")
+        elif not limits[0] <= value.seconds <= limits[1] or not -1e9 < value.nanos < 1e9:
+            raise Invalid(name, "is out of range")

@@ -18,6 +18,9 @@ EXIT_OK = 0
 EXIT_REFUSED = 1
 EXIT_USAGE = 2
 EXIT_UNREACHABLE = 3
+# The controller refused the TLS handshake: our certificate (expired, another CA) or
+# theirs; retrying will not help, unlike EXIT_UNREACHABLE.
+EXIT_CERTIFICATE = 4
 
 
 def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:

@@ -59,7 +59,8 @@ def _fields(
         if dataclasses.is_dataclass(hint):
             tables.append((dotted, _doc(field), typing.cast(type, hint)))
             continue
-        (item,) = typing.get_args(hint) or (None,)
+        # A list's item type; a dict's value type (never a table) is last too.
+        item = (typing.get_args(hint) or (None,))[-1]
         if typing.get_origin(hint) is list and dataclasses.is_dataclass(item):
             arrays.append((dotted, _doc(field), typing.cast(type, item)))
         lines += ["", *_comment(_doc(field)), f"# {_assignment(field, dotted, shown)}"]

@@ -1,7 +1,9 @@
 """A controller and agents as local processes on loopback: for the demo, tests and benches.
 
 Every process is started with the running Python (`-m controller`, `-m agent`), so
-it works from a source tree and from an installed package alike.
+it works from a source tree and from an installed package alike. Plaintext
+(--insecure) unless `pki` names a CA directory (hangwatch.pki): then everything
+speaks mutual TLS with certificates issued from it on demand.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ import grpc
 import psutil
 import tomli_w
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from hangwatch.pki import Issued, init_ca, issue
 
 
 def free_port() -> int:
@@ -132,10 +136,41 @@ class LocalCluster:
     controller_config: Mapping[str, Any] = field(default_factory=dict)
     port: int = field(default_factory=free_port)
     procs: list[Proc] = field(default_factory=list)
+    pki: Path | None = None
 
     @property
     def address(self) -> str:
         return f"127.0.0.1:{self.port}"
+
+    def certificate(self, role: str, name: str) -> Issued:
+        """The key and certificate of NAME in `pki`, issued the first time it is asked for."""
+        assert self.pki is not None
+        if not (self.pki / "ca.crt").exists():
+            init_ca(self.pki)
+        issued = Issued(self.pki / f"{role}-{name}.key", self.pki / f"{role}-{name}.crt")
+        if not issued.cert_path.exists():
+            issued = issue(self.pki, role, name)
+        return issued
+
+    def tls_config(self, role: str, name: str) -> dict[str, str]:
+        """ca_file, cert_file and key_file for a config file."""
+        assert self.pki is not None
+        issued = self.certificate(role, name)
+        return {
+            "ca_file": str(self.pki / "ca.crt"),
+            "cert_file": str(issued.cert_path),
+            "key_file": str(issued.key_path),
+        }
+
+    def channel(self, role: str = "admin", name: str = "cluster-admin") -> grpc.Channel:
+        """A client channel to the controller: plaintext, or TLS as NAME with ROLE."""
+        if self.pki is None:
+            return grpc.insecure_channel(self.address)
+        files = self.tls_config(role, name)
+        credentials = grpc.ssl_channel_credentials(
+            *(Path(files[k]).read_bytes() for k in ("ca_file", "key_file", "cert_file"))
+        )
+        return grpc.secure_channel(self.address, credentials)
 
     def _proc(self, name: str, argv: Sequence[str], env: Mapping[str, str] | None = None) -> Proc:
         proc = Proc(name, list(argv), self.workdir / f"{name}.log", env=env or {})
@@ -144,7 +179,10 @@ class LocalCluster:
 
     def start_controller(self, wait: bool = True) -> Proc:
         config = self.workdir / "controller.toml"
-        config.write_text(tomli_w.dumps(self.controller_config))
+        settings = dict(self.controller_config)
+        if self.pki is not None:
+            settings["tls"] = self.tls_config("controller", "controller")
+        config.write_text(tomli_w.dumps(settings))
         proc = self._proc(
             "controller",
             [
@@ -157,7 +195,7 @@ class LocalCluster:
                 str(self.workdir / "controller-data"),
                 "--config",
                 str(config),
-                "--insecure",
+                *self._plaintext(),
             ],
         )
         if wait:
@@ -168,7 +206,7 @@ class LocalCluster:
         def serving() -> bool:
             if not proc.alive():
                 raise RuntimeError(f"controller exited:\n{proc.log_text()}")
-            with grpc.insecure_channel(self.address) as channel:
+            with self.channel() as channel:
                 try:
                     reply = health_pb2_grpc.HealthStub(channel).Check(
                         health_pb2.HealthCheckRequest(), timeout=1.0
@@ -197,14 +235,20 @@ class LocalCluster:
         home.mkdir(parents=True, exist_ok=True)
         state = state_dir or home
         config_path = home / "agent.toml"
-        config_path.write_text(tomli_w.dumps(config or {}))
+        settings = dict(config or {})
+        if self.pki is not None:
+            settings["controller"] = {
+                **self.tls_config("agent", host_id),
+                **settings.get("controller", {}),
+            }
+        config_path.write_text(tomli_w.dumps(settings))
         argv = [
             sys.executable,
             "-m",
             "agent",
             "--controller",
             controller or self.address,
-            "--insecure",
+            *self._plaintext(),
             "--host-id",
             host_id,
             "--state-dir",
@@ -228,9 +272,19 @@ class LocalCluster:
             "hangwatch.ctl",
             "--controller",
             self.address,
-            "--insecure",
+            *self.ctl_transport(),
             *args,
         ]
+
+    def ctl_transport(self, role: str = "admin", name: str = "cluster-admin") -> list[str]:
+        """hangwatchctl's flags to reach this controller: --insecure, or TLS as NAME."""
+        if self.pki is None:
+            return ["--insecure"]
+        files = self.tls_config(role, name)
+        return ["--ca", files["ca_file"], "--cert", files["cert_file"], "--key", files["key_file"]]
+
+    def _plaintext(self) -> list[str]:
+        return ["--insecure"] if self.pki is None else []
 
     def ctl(self, *args: str, timeout: float = 30.0) -> subprocess.CompletedProcess[str]:
         return subprocess.run(

@@ -128,15 +128,16 @@ class Notifier:
         self._status = "stopping"
         self.send("STOPPING=1", "STATUS=stopping")
 
-    def acknowledge_reload(self) -> None:
-        """SIGHUP handler (ExecReload=kill -HUP) until the programs can re-read config.
+    def reload(self, reread: Callable[[], str]) -> None:
+        """SIGHUP handler (ExecReload=kill -HUP): tells systemd a reload started, runs
+        `reread` (what the program re-reads; it returns the status line), then READY=1.
 
         SIGHUP's default action would kill the daemon; this keeps it running and lets
         systemd see a reload that started and finished.
         """
-        log.warning("SIGHUP: configuration is not re-read yet; restart the service to apply it")
         self.send("RELOADING=1", f"MONOTONIC_USEC={monotonic_usec()}")
-        self.send("READY=1")
+        self._status = _one_line(reread())
+        self.send("READY=1", f"STATUS={self._status}")
 
 
 def _one_line(text: str) -> str:

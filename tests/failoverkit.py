@@ -27,7 +27,8 @@ exit {code}
 """
 FENCE = """#!/bin/sh
 input=$(cat)
-echo "$(date +%s.%N) fence $(echo "$input" | tr '\\n' ' ')" >> {log}
+echo "$(date +%s.%N) fence group=$HANGWATCH_GROUP epoch=$HANGWATCH_EPOCH \
+$(echo "$input" | tr '\\n' ' ')" >> {log}
 exit {code}
 """
 
@@ -185,21 +186,27 @@ def ctl_json(cluster: LocalCluster, *args: str) -> Any:
     return json.loads(result.stdout)
 
 
-def check_safety(runs: list[HookRun], fences: int = 0) -> None:
-    """At most one promote per group and epoch, and none before that epoch's demote
-    finished (or a fence ran)."""
-    promotes: dict[tuple[str, int], HookRun] = {}
+def fenced(log: Path) -> set[tuple[str, int]]:
+    """(group, epoch) of every fence agent run."""
+    out = set()
+    for line in fence_runs(log):
+        fields = dict(f.split("=", 1) for f in line.split() if "=" in f)
+        out.add((fields["group"], int(fields["epoch"])))
+    return out
+
+
+def check_safety(runs: list[HookRun], fences: set[tuple[str, int]] = frozenset()) -> None:
+    """At most one promoted host per group and epoch, and no promote before a demote of
+    that epoch ran (or a fence of it did)."""
+    promoted: dict[tuple[str, int], str] = {}
     for run in runs:
-        if run.action == "promote":
-            key = (run.group, run.epoch)
-            assert key not in promotes, f"two promotes in {key}: {promotes[key]} and {run}"
-            promotes[key] = run
-            demoted = [
-                r
-                for r in runs
-                if r.action == "demote"
-                and r.group == run.group
-                and r.epoch == run.epoch
-                and r.at <= run.at
-            ]
-            assert demoted or fences, f"promote without demote or fence: {run}"
+        if run.action != "promote":
+            continue
+        key = (run.group, run.epoch)
+        assert promoted.setdefault(key, run.host) == run.host, (
+            f"two primaries in {key}: {promoted[key]} and {run.host}"
+        )
+        demoted = [
+            r for r in runs if r.action == "demote" and (r.group, r.epoch) == key and r.at <= run.at
+        ]
+        assert demoted or key in fences, f"promote without a demote or fence: {run}"

@@ -11,8 +11,12 @@ import contextlib
 import ipaddress
 import os
 import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
+
+from hangwatch.localcluster import LocalCluster, Proc, free_port, wait_for
 
 
 def ip(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -69,3 +73,24 @@ def veth_namespace(subnet: str = "10.200.0.0/30") -> Iterator[VethNamespace]:
         left = [n for n in namespaces() if n == ns.name]
         link = ip("link", "show", ns.host_if, check=False)
         assert not left and link.returncode != 0, f"namespace or veth left behind: {ns}"
+
+
+RELAY = str(Path(__file__).resolve().parent / "tcprelay.py")
+
+
+def start_relays(cluster: LocalCluster, ns: VethNamespace) -> int:
+    """Relays ns loopback -> veth -> 127.0.0.1 controller; returns the ns-side port."""
+    veth_port = free_port()
+    procs: list[Proc] = [
+        cluster.start_process(
+            "relay-host",
+            [sys.executable, RELAY, ns.host_ip, str(veth_port), "127.0.0.1", str(cluster.port)],
+        ),
+        cluster.start_process(
+            "relay-ns",
+            [*ns.prefix, sys.executable, RELAY, "127.0.0.1", "7443", ns.host_ip, str(veth_port)],
+        ),
+    ]
+    for proc in procs:
+        wait_for(lambda p=proc: "relaying" in p.log_text(), 10, f"{proc.name} to listen")
+    return 7443

@@ -357,7 +357,7 @@ class Coordinator:
                 ok, detail = False, f"no fence agent configured for {host}"
             else:
                 log.warning("fencing %s with %s", host, settings.agent)
-                result = await fence(settings, host)
+                result = await fence(settings, host, f.group, f.epoch, f.id)
                 ok, detail = result.ok, result.describe()
             await self._db.run(self._store.record_fence_result, f.id, ok, detail, time.time())
             await self._db.run(

@@ -1,7 +1,7 @@
 """hangwatchctl: the SRE's command line for the hangwatch controller.
 
 Exit codes: 0 ok, 1 not found or refused, 2 usage or config error,
-3 controller unreachable.
+3 controller unreachable, 4 certificate refused (TLS handshake).
 """
 
 from __future__ import annotations
@@ -10,11 +10,12 @@ import getpass
 
 import click
 
-from hangwatch.ctl import failover_cmds, render
-from hangwatch.ctl.client import Target, rpc_errors
+from hangwatch.ctl import failover_cmds, render, upgrade_cmds
+from hangwatch.ctl.client import Target, config_dir, rpc_errors
 from hangwatch.ctl.demo import demo
 from hangwatch.ctl.events import events
 from hangwatch.ctl.pki_cmd import pki
+from hangwatch.ctl.webhook_cmds import webhooks
 from hangwatch.v1 import admin_service_pb2 as admin_pb
 
 
@@ -29,6 +30,30 @@ from hangwatch.v1 import admin_service_pb2 as admin_pb
 )
 @click.option(
     "--insecure", is_flag=True, help="Plaintext gRPC. Only allowed to a loopback address."
+)
+@click.option(
+    "--ca",
+    metavar="FILE",
+    envvar="HANGWATCH_CA",
+    default=lambda: str(config_dir() / "ca.crt"),
+    show_default="~/.config/hangwatch/ca.crt",
+    help="CA certificate(s) the controller's certificate must chain to [env: HANGWATCH_CA].",
+)
+@click.option(
+    "--cert",
+    metavar="FILE",
+    envvar="HANGWATCH_CERT",
+    default=lambda: str(config_dir() / "client.crt"),
+    show_default="~/.config/hangwatch/client.crt",
+    help="Your client certificate; it names you and your role [env: HANGWATCH_CERT].",
+)
+@click.option(
+    "--key",
+    metavar="FILE",
+    envvar="HANGWATCH_KEY",
+    default=lambda: str(config_dir() / "client.key"),
+    show_default="~/.config/hangwatch/client.key",
+    help="Its private key [env: HANGWATCH_KEY].",
 )
 @click.option(
     "-o",
@@ -53,14 +78,25 @@ from hangwatch.v1 import admin_service_pb2 as admin_pb
 )
 @click.pass_context
 def main(
-    ctx: click.Context, controller: str, insecure: bool, output: str, timeout: float, actor: str
+    ctx: click.Context,
+    controller: str,
+    insecure: bool,
+    ca: str,
+    cert: str,
+    key: str,
+    output: str,
+    timeout: float,
+    actor: str,
 ) -> None:
     """Inspect and steer a hangwatch cluster.
 
     Exit codes: 0 ok, 1 not found or refused, 2 usage or config error,
-    3 controller unreachable.
+    3 controller unreachable, 4 certificate refused (TLS handshake).
+
+    Mutual TLS unless --insecure: --ca, --cert and --key default to ca.crt,
+    client.crt and client.key in ~/.config/hangwatch/ ($XDG_CONFIG_HOME).
     """
-    ctx.obj = Target(controller, insecure, timeout, actor=actor)
+    ctx.obj = Target(controller, insecure, timeout, actor=actor, ca=ca, cert=cert, key=key)
     ctx.meta["output"] = output
 
 
@@ -69,7 +105,7 @@ def main(
 def hosts(ctx: click.Context) -> None:
     """List hosts with their liveness, kernel and mount health."""
     target: Target = ctx.obj
-    with rpc_errors(target.address):
+    with rpc_errors(target):
         response = target.stub().ListHosts(admin_pb.ListHostsRequest(), timeout=target.timeout)
     if render.wants_json(ctx):
         render.print_json(response)
@@ -88,7 +124,7 @@ def host() -> None:
 def host_show(ctx: click.Context, host_id: str) -> None:
     """Show a host: inventory, mounts, health."""
     target: Target = ctx.obj
-    with rpc_errors(target.address):
+    with rpc_errors(target):
         response = target.stub().GetHost(
             admin_pb.GetHostRequest(host_id=host_id), timeout=target.timeout
         )
@@ -107,8 +143,11 @@ for command in (
     failover_cmds.automation,
     failover_cmds.audit,
     failover_cmds.incident,
+    upgrade_cmds.advisory,
+    upgrade_cmds.upgrade,
 ):
     main.add_command(command)
 host.add_command(failover_cmds.host_clear)
 main.add_command(demo)
 main.add_command(pki)
+main.add_command(webhooks)

@@ -1,22 +1,37 @@
-"""hangwatchctl's connection to the controller, and gRPC errors as exit codes."""
+"""hangwatchctl's connection to the controller, and gRPC errors as exit codes.
+
+A certificate the controller refuses fails as UNAVAILABLE, like a controller that
+is down; `exit_for` repeats the TLS handshake to tell the two apart and exits
+EXIT_CERTIFICATE saying "certificate refused" instead of "unreachable".
+"""
 
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, NoReturn
 
 import grpc
 
+from hangwatch import tls
 from hangwatch.addresses import parse_address, require_loopback_for_insecure
-from hangwatch.cliutil import EXIT_REFUSED, EXIT_UNREACHABLE, EXIT_USAGE, fail
+from hangwatch.cliutil import EXIT_CERTIFICATE, EXIT_REFUSED, EXIT_UNREACHABLE, EXIT_USAGE, fail
 from hangwatch.errors import AddressError
 from hangwatch.grpcopts import ACTOR_HEADER, channel_options
 from hangwatch.v1 import admin_service_pb2_grpc as admin_grpc
 
 UNREACHABLE = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED}
 USAGE = {grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.OUT_OF_RANGE}
+FLAGS = ("--ca (HANGWATCH_CA)", "--cert (HANGWATCH_CERT)", "--key (HANGWATCH_KEY)")
+
+
+def config_dir() -> Path:
+    """Where the CA, certificate and key are looked for when no flag names them."""
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "hangwatch"
 
 
 @dataclass
@@ -27,45 +42,61 @@ class Target:
     # Who is asking, for the audit log (over plaintext nothing proves it; with
     # mutual TLS the controller takes the name from the certificate instead).
     actor: str = ""
+    ca: str = ""
+    cert: str = ""
+    key: str = ""
     _stub: admin_grpc.AdminServiceStub | None = None
+
+    @property
+    def tls_files(self) -> tls.TlsFiles:
+        return tls.TlsFiles(self.ca, self.cert, self.key, FLAGS)
 
     def call(self, method: str, request: Any) -> Any:
         """One AdminService call; a failure exits with the documented code."""
         stub = self._stub = self._stub or self.stub()
         metadata = ((ACTOR_HEADER, self.actor),) if self.actor else ()
-        with rpc_errors(self.address):
+        with rpc_errors(self):
             return getattr(stub, method)(request, timeout=self.timeout, metadata=metadata)
 
     def stub(self) -> admin_grpc.AdminServiceStub:
         try:
             address = parse_address(self.address)
-            if not self.insecure:
-                fail(
-                    "no TLS credentials are configured: pass --insecure to talk plaintext "
-                    "to a controller on a loopback address"
+            if self.insecure:
+                require_loopback_for_insecure(address, "controller address")
+                channel = grpc.insecure_channel(self.address, options=channel_options())
+            else:
+                material = tls.require(
+                    self.tls_files, "talk plaintext to a controller on a loopback address"
                 )
-            require_loopback_for_insecure(address, "controller address")
-        except AddressError as exc:
+                channel = grpc.secure_channel(
+                    self.address, tls.channel_credentials(material), options=channel_options()
+                )
+        except (AddressError, tls.TlsError) as exc:
             fail(str(exc))
-        channel = grpc.insecure_channel(self.address, options=channel_options())
         return admin_grpc.AdminServiceStub(channel)
 
 
-def exit_for(exc: grpc.RpcError, address: str) -> NoReturn:
+def exit_for(exc: grpc.RpcError, target: Target) -> NoReturn:
     code = exc.code()
     details = (exc.details() or "").splitlines()[0:1]
     detail = details[0] if details else code.name
     if code in UNREACHABLE:
-        fail(f"controller unreachable at {address}: {detail}", EXIT_UNREACHABLE)
+        if code == grpc.StatusCode.UNAVAILABLE and not target.insecure:
+            why = tls.diagnose(parse_address(target.address), target.tls_files, "", target.timeout)
+            if why:
+                fail(
+                    f"{tls.REFUSED} by the controller at {target.address}: {why}", EXIT_CERTIFICATE
+                )
+        fail(f"controller unreachable at {target.address}: {detail}", EXIT_UNREACHABLE)
     if code in USAGE:
         fail(detail, EXIT_USAGE)
     fail(f"{detail} ({code.name})", EXIT_REFUSED)
 
 
 @contextlib.contextmanager
-def rpc_errors(address: str) -> Iterator[None]:
+def rpc_errors(target: Target) -> Iterator[None]:
     """Turns a failed call into a one-line message and the documented exit code."""
     try:
         yield
     except grpc.RpcError as exc:
-        exit_for(exc, address)
+        exit_for(exc, target)

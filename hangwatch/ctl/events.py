@@ -70,7 +70,7 @@ def events(
     if follow:
         _follow(stub, flt, since or 0, target, render.wants_json(ctx))
         return
-    with rpc_errors(target.address):
+    with rpc_errors(target):
         if since is None:
             response = stub.ListEvents(
                 admin_pb.ListEventsRequest(filter=flt, limit=limit, newest_first=True),
@@ -126,6 +126,6 @@ def _follow(
             with attempt:
                 stream_once()
     except grpc.RpcError as exc:
-        exit_for(exc, target.address)
+        exit_for(exc, target)
     except KeyboardInterrupt:
         pass

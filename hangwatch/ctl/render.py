@@ -77,10 +77,11 @@ def hosts_table(hosts: Sequence[admin_pb.Host]) -> str:
                 if h.HasField("last_heartbeat_at")
                 else "never",
                 h.inventory.kernel_release,
+                f"AT RISK: {', '.join(h.advisories)}" if h.advisories else "-",
                 health or "-",
             ]
         )
-    return table(["HOST", "LIVENESS", "HEARTBEAT", "KERNEL", "MOUNTS"], rows)
+    return table(["HOST", "LIVENESS", "HEARTBEAT", "KERNEL", "RISK", "MOUNTS"], rows)
 
 
 def host_detail(h: admin_pb.Host) -> str:
@@ -102,6 +103,9 @@ def host_detail(h: admin_pb.Host) -> str:
     if h.inventory.fs_tools:
         tools = ", ".join(f"{k} {v}" for k, v in sorted(h.inventory.fs_tools.items()))
         lines.append(f"FS tools:    {tools}")
+    lines.append(
+        f"Risk:        at risk: {', '.join(h.advisories)}" if h.advisories else "Risk:        none"
+    )
     health = {m.mount: m for m in h.health}
     lines.append("Mounts:")
     rows = []
@@ -118,6 +122,12 @@ def host_detail(h: admin_pb.Host) -> str:
             ]
         )
     lines.append(_indent(table(["PATH", "FS", "DEVICE", "MODE", "HEALTH", "REASON"], rows)))
+    featured = [m for m in h.mounts if m.fs_features]
+    if featured:
+        lines.append("Filesystem features (from sysfs and /proc/fs):")
+        for m in featured:
+            lines.append(f"  {m.path} ({m.fs_type}):")
+            lines.extend(f"    {k} = {v}" for k, v in sorted(m.fs_features.items()))
     return "\n".join(lines)
 
 
@@ -277,3 +287,66 @@ def incident_detail(i: admin_pb.Incident) -> str:
     rows = [[when(e.at), e.kind, e.text[:120]] for e in i.timeline]
     lines.append(_indent(table(["TIME", "KIND", "WHAT"], rows)))
     return "\n".join(lines)
+
+
+def advisories_table(advisories: Sequence[admin_pb.Advisory]) -> str:
+    rows = [
+        [
+            a.id,
+            a.kernel_range,
+            a.fs_type or "any",
+            ", ".join(a.hosts_at_risk) or "-",
+            a.reason[:60],
+            a.url,
+        ]
+        for a in advisories
+    ]
+    return table(["ID", "KERNEL", "FS", "HOSTS AT RISK", "REASON", "URL"], rows)
+
+
+def _upgrade_state(value: int) -> str:
+    return enum_name(admin_pb.UpgradeHostState, value, "UPGRADE_HOST_STATE_")
+
+
+def upgrade_plans_table(plans: Sequence[admin_pb.UpgradePlan]) -> str:
+    rows = [
+        [
+            p.name,
+            enum_name(admin_pb.UpgradePlanState, p.state, "UPGRADE_PLAN_STATE_"),
+            p.target_kernel,
+            p.target_fs or "-",
+            f"{p.percent_done:.0f}%",
+            str(len(p.hosts)),
+            when(p.created_at),
+        ]
+        for p in plans
+    ]
+    return table(["PLAN", "STATE", "KERNEL", "FS", "DONE", "HOSTS", "CREATED"], rows)
+
+
+def upgrade_plan_detail(p: admin_pb.UpgradePlan) -> str:
+    lines = [
+        f"Plan:      {p.name}",
+        f"State:     {enum_name(admin_pb.UpgradePlanState, p.state, 'UPGRADE_PLAN_STATE_')}",
+        f"Target:    kernel {p.target_kernel}" + (f", fs {p.target_fs}" if p.target_fs else ""),
+        f"Soak:      {age(pbtime.seconds(p.soak))}",
+        f"Created:   by {p.created_by} at {when(p.created_at)}",
+        f"Progress:  {p.percent_done:.0f}% "
+        f"({sum(h.state in _FINISHED for h in p.hosts)} of {len(p.hosts)} hosts)",
+    ]
+    rows = [
+        [
+            h.host_id,
+            _upgrade_state(h.state),
+            h.kernel_release or "?",
+            ", ".join(f"{m} {v}" for m, v in sorted(h.mounts_fs.items())) or "-",
+            when(h.updated_at),
+            h.detail,
+        ]
+        for h in p.hosts
+    ]
+    lines.append(_indent(table(["HOST", "STATE", "KERNEL", "FS", "SINCE", "DETAIL"], rows)))
+    return "\n".join(lines)
+
+
+_FINISHED = (admin_pb.UPGRADE_HOST_STATE_DONE, admin_pb.UPGRADE_HOST_STATE_SKIPPED)

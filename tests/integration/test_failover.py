@@ -18,6 +18,7 @@ from failoverkit import (
     ctl_json,
     failovers,
     fence_runs,
+    fenced,
     group,
     hook_runs,
     state_name,
@@ -130,7 +131,7 @@ def test_stopped_primary_is_fenced_then_standby_promoted(cluster, tmp_path):
         assert "ip=192.0.2.10" in fences[0]
         runs = hook_runs(log)
         assert [(r.host, r.action) for r in runs if r.action == "promote"] == [("h2", "promote")]
-        check_safety(runs, fences=len(fences))
+        check_safety(runs, fenced(log))
 
 
 def test_failed_fence_stops_until_confirmed_by_hand(cluster, tmp_path):

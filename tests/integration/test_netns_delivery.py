@@ -9,40 +9,20 @@ the controller on 127.0.0.1. Cutting the veth cuts the agent off its controller.
 from __future__ import annotations
 
 import itertools
-import sys
 import time
 from pathlib import Path
 
 from clusterkit import SYNTHETIC, Admin, burst_agent, spooled_ids, stored_count, synthetic_n
-from netns import VethNamespace, veth_namespace
+from netns import start_relays, veth_namespace
 from rootreq import require_root
 
 from hangwatch import pbtime
-from hangwatch.localcluster import LocalCluster, Proc, free_port, wait_for
+from hangwatch.localcluster import LocalCluster, wait_for
 
-RELAY = str(Path(__file__).resolve().parent.parent / "tcprelay.py")
 OUTAGE = 30.0
 BURST, RATE = 4000, 100.0  # about 45 s of events: before, through and after the cut
 # The agent's loop runs every 10 ms in the burst; a pause this long means it blocked.
 MAX_GAP = 1.0
-
-
-def start_relays(cluster: LocalCluster, ns: VethNamespace) -> int:
-    """Relays ns loopback -> veth -> 127.0.0.1 controller; returns the ns-side port."""
-    veth_port = free_port()
-    procs: list[Proc] = [
-        cluster.start_process(
-            "relay-host",
-            [sys.executable, RELAY, ns.host_ip, str(veth_port), "127.0.0.1", str(cluster.port)],
-        ),
-        cluster.start_process(
-            "relay-ns",
-            [*ns.prefix, sys.executable, RELAY, "127.0.0.1", "7443", ns.host_ip, str(veth_port)],
-        ),
-    ]
-    for proc in procs:
-        wait_for(lambda p=proc: "relaying" in p.log_text(), 10, f"{proc.name} to listen")
-    return 7443
 
 
 def test_agent_cut_off_for_30s_delivers_everything_once_and_keeps_running(

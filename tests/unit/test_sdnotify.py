@@ -106,10 +106,10 @@ def test_other_pids_watchdog_sends_nothing(listener):
 def test_reload_is_acknowledged_with_monotonic_time(listener):
     sock, path = listener
     before = monotonic_usec()
-    Notifier({"NOTIFY_SOCKET": path}).acknowledge_reload()
+    Notifier({"NOTIFY_SOCKET": path}).reload(lambda: "reloaded")
     after = monotonic_usec()
     reloading, ready = receive(sock)
-    assert ready == "READY=1"
+    assert ready == "READY=1\nSTATUS=reloaded"
     first, second = reloading.split("\n")
     assert first == "RELOADING=1"
     key, value = second.split("=")

@@ -1,0 +1,1 @@
+"""Upgrade plans: the pure planner, its JSON codec, and the driver on the controller."""

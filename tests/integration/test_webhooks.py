@@ -1,0 +1,246 @@
+"""Webhook sinks against a real local HTTP receiver: outages, restarts, dead letters."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import grpc
+import pytest
+from clusterkit import FAST_CONTROLLER, SYNTHETIC, Admin, burst_agent, stored_count
+
+from controller.webhook_payloads import SIGNATURE_HEADER, signature_ok
+from hangwatch import pbtime
+from hangwatch.ids import new_ulid
+from hangwatch.localcluster import LocalCluster, free_port, wait_for
+from hangwatch.v1 import admin_service_pb2 as admin_pb
+from hangwatch.v1 import agent_service_pb2 as agent_pb
+from hangwatch.v1 import agent_service_pb2_grpc as agent_grpc
+from hangwatch.v1 import types_pb2 as pb
+
+SECRET = "s3cret"
+FAST_RETRY = {"backoff_base_seconds": 0.1, "backoff_cap_seconds": 0.5, "timeout_seconds": 2.0}
+
+
+@dataclass
+class Receiver:
+    """A webhook receiver: answers each path with its configured status (200 by default),
+    keeps the first delivery of each Idempotency-Key and counts the repeats."""
+
+    port: int = field(default_factory=free_port)
+    status: dict[str, int] = field(default_factory=dict)
+    got: dict[str, dict[str, tuple[dict[str, str], bytes]]] = field(default_factory=dict)
+    hits: dict[str, int] = field(default_factory=dict)
+    duplicates: int = 0
+    _server: ThreadingHTTPServer | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def start(self) -> None:
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                with receiver._lock:
+                    receiver.hits[self.path] = receiver.hits.get(self.path, 0) + 1
+                    status = receiver.status.get(self.path, 200)
+                    if status == 200:
+                        seen = receiver.got.setdefault(self.path, {})
+                        key = self.headers["Idempotency-Key"]
+                        if key in seen:
+                            receiver.duplicates += 1
+                        else:
+                            seen[key] = (dict(self.headers), body)
+                self.send_response(status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def bodies(self, path: str) -> list[dict[str, Any]]:
+        with self._lock:
+            return [json.loads(body) for _, body in self.got.get(path, {}).values()]
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    r = Receiver()
+    yield r
+    r.stop()
+
+
+def test_json_sink_gets_every_event_once_signed_across_an_outage_and_a_restart(
+    cluster: LocalCluster, admin: Admin, receiver: Receiver, tmp_path: Any
+) -> None:
+    burst = 300
+    cluster.controller_config = {
+        **FAST_CONTROLLER,
+        "webhooks": [
+            {
+                "name": "audit-log",
+                "url": receiver.url("/json"),
+                "secret": SECRET,
+                "kinds": [SYNTHETIC],
+                "max_attempts": 1000,
+                **FAST_RETRY,
+            }
+        ],
+    }
+    controller = cluster.start_controller()
+    cluster.start_agent("w1", [tmp_path], burst_agent(burst, 500))
+    # The receiver's port is closed the whole time the burst is ingested.
+    wait_for(lambda: stored_count(cluster) == burst, 30, "the burst to be stored")
+    time.sleep(0.5)
+    # A controller killed outright forgets its queues: the store says where to resume.
+    controller.kill()
+    cluster.start_controller()
+    # Then the receiver answers 503 for a while, then takes everything.
+    receiver.status["/json"] = 503
+    receiver.start()
+    wait_for(lambda: receiver.hits.get("/json", 0) >= 3, 20, "attempts against the 503")
+    assert receiver.got.get("/json") is None
+    del receiver.status["/json"]
+    wait_for(lambda: len(receiver.got.get("/json", {})) >= burst, 60, "every event at the receiver")
+    time.sleep(1.0)  # anything doubled would arrive now
+
+    stored = {e.id: e for e in admin.events(SYNTHETIC)}
+    with receiver._lock:
+        delivered = dict(receiver.got["/json"])
+    assert set(delivered) == set(stored)
+    assert receiver.duplicates == 0
+    for key, (headers, body) in delivered.items():
+        assert signature_ok(SECRET.encode(), body, headers[SIGNATURE_HEADER]), key
+        doc = json.loads(body)
+        assert doc["id"] == key
+        assert doc["kind"] == SYNTHETIC
+        assert doc["cursor"] == str(stored[key].cursor)  # int64 as JSON string, as in ctl
+
+
+def report(address: str, host: str, events: list[tuple[str, str, int]]) -> list[pb.Event]:
+    """Reports events straight over AgentService, as an agent would after a lockup."""
+    out = [
+        pb.Event(
+            id=new_ulid(),
+            host_id=host,
+            host_seq=i + 1,
+            mount=mount,
+            kind=kind,
+            severity=severity,  # type: ignore[arg-type]
+            occurred_at=pbtime.timestamp(time.time()),
+            summary=f"{kind.lower()} on {mount}",
+        )
+        for i, (kind, mount, severity) in enumerate(events)
+    ]
+    out[0].evidence.kernel_lines.append("INFO: task imapd:4242 blocked for more than 30 seconds.")
+    with grpc.insecure_channel(address) as channel:
+        agent_grpc.AgentServiceStub(channel).ReportEvents(
+            agent_pb.ReportEventsRequest(host_id=host, events=out), timeout=10
+        )
+    return out
+
+
+def test_pagerduty_slack_and_dead_letters_retried_from_hangwatchctl(
+    cluster: LocalCluster, admin: Admin, receiver: Receiver
+) -> None:
+    receiver.status["/reject"] = 400
+    receiver.start()
+    cluster.controller_config = {
+        **FAST_CONTROLLER,
+        "webhooks": [
+            {
+                "name": "pd",
+                "kind": "pagerduty",
+                "url": receiver.url("/pd"),
+                "routing_key": "R0UT1NG",
+                **FAST_RETRY,
+            },
+            {"name": "chat", "kind": "slack", "url": receiver.url("/slack"), **FAST_RETRY},
+            {
+                "name": "strict",
+                "url": receiver.url("/reject"),
+                "secret": SECRET,
+                "min_severity": "error",
+                **FAST_RETRY,
+            },
+        ],
+    }
+    cluster.start_controller()
+    confirmed, info, cleared = report(
+        cluster.address,
+        "mail-b1",
+        [
+            ("LOCKUP_CONFIRMED", "/srv/mail", pb.SEVERITY_CRITICAL),
+            ("KERNEL_HUNG_TASK", "/srv/mail", pb.SEVERITY_INFO),
+            ("LOCKUP_CLEARED", "/srv/mail", pb.SEVERITY_INFO),
+        ],
+    )
+
+    # PagerDuty: a trigger and a resolve under one dedup_key; nothing for other kinds.
+    wait_for(lambda: len(receiver.bodies("/pd")) == 2, 20, "trigger and resolve")
+    trigger, resolve = sorted(receiver.bodies("/pd"), key=lambda d: d["event_action"] != "trigger")
+    assert trigger["routing_key"] == resolve["routing_key"] == "R0UT1NG"
+    assert (trigger["event_action"], resolve["event_action"]) == ("trigger", "resolve")
+    assert trigger["dedup_key"] == resolve["dedup_key"] == "mail-b1:/srv/mail"
+    payload = trigger["payload"]
+    assert payload["source"] == "mail-b1"
+    assert payload["severity"] == "critical"
+    assert payload["component"] == "/srv/mail"
+    assert "LOCKUP_CONFIRMED" in payload["summary"] and len(payload["summary"]) <= 1024
+    assert payload["custom_details"]["kernel_lines"] == list(confirmed.evidence.kernel_lines)
+
+    # Slack: one line per event, all three.
+    wait_for(lambda: len(receiver.bodies("/slack")) == 3, 20, "three slack messages")
+    texts = sorted(d["text"] for d in receiver.bodies("/slack"))
+    assert all("\n" not in t and t.startswith("[") for t in texts)
+    assert any("mail-b1:/srv/mail KERNEL_HUNG_TASK" in t for t in texts)
+
+    # 400: straight to a dead letter (one attempt, no retry); info is below min_severity.
+    def dead() -> list[dict[str, Any]]:
+        result = cluster.ctl("-o", "json", "webhooks", "dead-letters", "--sink", "strict")
+        assert result.returncode == 0, result.stderr
+        return list(json.loads(result.stdout).get("dead_letters", []))
+
+    wait_for(lambda: len(dead()) == 1, 20, "a dead letter")
+    (letter,) = dead()
+    assert letter["event_id"] == confirmed.id
+    assert letter["attempts"] == 1
+    assert "400" in letter["last_error"]
+    time.sleep(1.0)
+    assert receiver.hits["/reject"] == 1
+    table = cluster.ctl("webhooks", "dead-letters")
+    assert table.returncode == 0 and confirmed.id in table.stdout
+
+    # The receiver is fixed: `webhooks retry ID` resends it, signed, and the letter is gone.
+    receiver.status["/reject"] = 200
+    result = cluster.ctl("webhooks", "retry", "--sink", "strict", letter["id"])
+    assert result.returncode == 0, result.stderr
+    assert "requeued 1" in result.stdout
+    wait_for(lambda: len(receiver.bodies("/reject")) == 1, 20, "the resent dead letter")
+    (headers, body) = next(iter(receiver.got["/reject"].values()))
+    assert signature_ok(SECRET.encode(), body, headers[SIGNATURE_HEADER])
+    assert json.loads(body)["id"] == confirmed.id
+    wait_for(lambda: dead() == [], 10, "the dead letter to be gone")
+    assert info.id not in receiver.got["/reject"] and cleared.id not in receiver.got["/reject"]
+
+    unknown = cluster.ctl("webhooks", "retry", "--sink", "nope")
+    assert unknown.returncode == 2 and "no webhook sink 'nope'" in unknown.stderr
+    entries = admin.stub.ListAudit(admin_pb.ListAuditRequest(), timeout=5).entries
+    assert [e.target for e in entries if e.action == "retry dead letters"] == ["strict"]

@@ -1,0 +1,238 @@
+"""The access gate: the role table covers the whole API, identities come from the
+certificate's SANs, and the limits hold."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import grpc
+import pytest
+
+from controller import validate
+from controller.access import (
+    ADMIN_ROLES,
+    ADMIN_SERVICE,
+    AGENT_HOSTS,
+    AGENT_SERVICE,
+    AccessGate,
+    Refusal,
+    Undecodable,
+    allows,
+    host_of,
+)
+from controller.config import ACCESS_ROLES, AccessSettings, LimitSettings
+from controller.identity import Caller, Identify
+from controller.ratelimit import TokenBuckets
+from hangwatch import pki, tls
+from hangwatch.v1 import admin_service_pb2 as admin_pb
+from hangwatch.v1 import agent_service_pb2 as agent_pb
+from hangwatch.v1 import types_pb2 as pb
+
+
+def methods(module: object, service: str) -> set[str]:
+    return set(module.DESCRIPTOR.services_by_name[service].methods_by_name)  # type: ignore[attr-defined]
+
+
+def test_every_admin_method_has_a_role_and_nothing_else_does():
+    assert set(ADMIN_ROLES) == methods(admin_pb, "AdminService")
+    assert set(ADMIN_ROLES.values()) <= set(ACCESS_ROLES) - {"none"}
+
+
+def test_every_agent_method_names_the_host_it_speaks_for():
+    assert set(AGENT_HOSTS) == methods(agent_pb, "AgentService")
+    request = agent_pb.ReportCommandResultRequest(result=pb.CommandResult(host_id="h1"))
+    assert host_of("ReportCommandResult", request) == "h1"
+
+
+@pytest.mark.parametrize(
+    ("role", "needed", "allowed"),
+    [
+        ("viewer", "viewer", True),
+        ("viewer", "operator", False),
+        ("operator", "approver", False),
+        ("approver", "operator", True),
+        ("admin", "approver", True),
+        ("none", "viewer", False),
+        ("agent", "viewer", False),
+    ],
+)
+def test_roles_are_ordered(role, needed, allowed):
+    assert allows(role, needed) is allowed
+
+
+def gate(tls_on: bool = True, rate: float = 1.0, burst: int = 2) -> AccessGate:
+    async def audit(*_: object) -> None:
+        raise AssertionError("check() never audits")
+
+    limits = LimitSettings(agent_calls_per_second=rate, agent_burst=burst)
+    return AccessGate(Identify(AccessSettings() if tls_on else None), tls_on, limits, audit)
+
+
+def refusal(g: AccessGate, service: str, method: str, who: Caller, request: object) -> Refusal:
+    with pytest.raises(Refusal) as caught:
+        g.check(service, method, who, request)
+    return caught.value
+
+
+def test_viewer_may_read_but_not_approve():
+    g = gate()
+    vic = Caller("vic", "viewer")
+    g.check(ADMIN_SERVICE, "ListHosts", vic, admin_pb.ListHostsRequest())
+    refused = refusal(g, ADMIN_SERVICE, "ApproveFailover", vic, admin_pb.ApproveFailoverRequest())
+    assert refused.code == grpc.StatusCode.PERMISSION_DENIED
+    assert refused.audit
+    assert "ApproveFailover needs approver" in refused.detail
+
+
+def test_an_agent_speaks_only_for_the_hosts_its_certificate_names():
+    g = gate()
+    web1 = Caller("web1", "agent", frozenset({"web1"}))
+    g.check(AGENT_SERVICE, "Commands", web1, agent_pb.CommandsRequest(host_id="web1"))
+    refused = refusal(g, AGENT_SERVICE, "Commands", web1, agent_pb.CommandsRequest(host_id="web2"))
+    assert refused.code == grpc.StatusCode.PERMISSION_DENIED
+    assert refused.detail.startswith("host_id: 'web2' refused")
+    person = Caller("web1", "admin")
+    refused = refusal(
+        g, AGENT_SERVICE, "Commands", person, agent_pb.CommandsRequest(host_id="web1")
+    )
+    assert "is not an agent's" in refused.detail
+    # An agent is nobody on the AdminService.
+    refused = refusal(g, ADMIN_SERVICE, "ListHosts", web1, admin_pb.ListHostsRequest())
+    assert refused.code == grpc.StatusCode.PERMISSION_DENIED
+
+
+def test_plaintext_proves_no_host_and_checks_none():
+    gate(tls_on=False).check(
+        AGENT_SERVICE,
+        "Commands",
+        Caller("anonymous", "admin"),
+        agent_pb.CommandsRequest(host_id="x"),
+    )
+
+
+def test_undecodable_and_oversized_requests_are_invalid_and_not_audited():
+    g = gate()
+    root = Caller("root", "admin")
+    refused = refusal(g, ADMIN_SERVICE, "GetHost", root, Undecodable("request: bad UTF-8"))
+    assert (refused.code, refused.audit) == (grpc.StatusCode.INVALID_ARGUMENT, False)
+    huge = admin_pb.GetHostRequest(host_id="x" * (validate.MAX_STRING + 1))
+    refused = refusal(g, ADMIN_SERVICE, "GetHost", root, huge)
+    assert refused.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert refused.detail.startswith("host_id: is 8193 long")
+
+
+def test_heartbeats_are_rate_limited_per_host():
+    g = gate(rate=0.001, burst=2)
+    web1 = Caller("web1", "agent", frozenset({"web1"}))
+    web2 = Caller("web2", "agent", frozenset({"web2"}))
+    beat1 = agent_pb.HeartbeatRequest(host_id="web1", boot_id="b")
+    g.check(AGENT_SERVICE, "Heartbeat", web1, beat1)
+    g.check(AGENT_SERVICE, "Heartbeat", web1, beat1)
+    refused = refusal(g, AGENT_SERVICE, "Heartbeat", web1, beat1)
+    assert refused.code == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert refused.detail.startswith("host_id: 'web1' is over the limit of 0.001")
+    assert "burst 2" in refused.detail
+    g.check(AGENT_SERVICE, "Heartbeat", web2, agent_pb.HeartbeatRequest(host_id="web2"))
+    # Registration is not rate limited.
+    g.check(AGENT_SERVICE, "Register", web1, agent_pb.RegisterRequest(host_id="web1"))
+
+
+def test_token_bucket_refills_and_forgets_idle_hosts(monkeypatch):
+    now = [0.0]
+    buckets = TokenBuckets(rate=2.0, burst=3, clock=lambda: now[0])
+    assert [buckets.take("a") for _ in range(4)] == [True, True, True, False]
+    now[0] += 0.5
+    assert buckets.take("a") and not buckets.take("a")
+    monkeypatch.setattr("controller.ratelimit.MAX_KEYS", 2)
+    now[0] += 10
+    for key in ("b", "c", "d"):
+        buckets.take(key)
+    assert len(buckets._buckets) <= 3
+
+
+@pytest.mark.parametrize(
+    ("request_message", "field"),
+    [
+        (agent_pb.HeartbeatRequest(mounts=[pb.MountHealth(state=99)]), "mounts[0].state"),
+        (
+            agent_pb.RegisterRequest(mounts=[pb.Mount()] * (validate.MAX_REPEATED + 1)),
+            "mounts",
+        ),
+        (
+            admin_pb.SetMaintenanceRequest(until={"seconds": 300_000_000_000}),
+            "until",
+        ),
+        (
+            agent_pb.ReportEventsRequest(
+                events=[pb.Event(evidence=pb.Evidence(attributes={"k": "v" * 9000}))]
+            ),
+            "events[0].evidence.attributes[k]",
+        ),
+    ],
+)
+def test_bounded_names_the_field(request_message, field):
+    with pytest.raises(validate.Invalid) as caught:
+        validate.bounded(request_message)
+    assert caught.value.field == field
+
+
+# Identities from real certificates.
+
+
+class Context:
+    def __init__(self, pem: bytes | None = None, actor: str = "") -> None:
+        self._pem = pem
+        self._actor = actor
+
+    def auth_context(self) -> dict[str, list[bytes]]:
+        return {"x509_pem_cert": [self._pem]} if self._pem else {}
+
+    def invocation_metadata(self) -> list[tuple[str, str]]:
+        return [("x-hangwatch-actor", self._actor)] if self._actor else []
+
+
+@pytest.fixture(scope="module")
+def ca(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    directory = tmp_path_factory.mktemp("pki") / "ca"
+    pki.init_ca(directory)
+    return directory
+
+
+def pem(ca: Path, role: str, name: str) -> bytes:
+    return pki.issue(ca, role, name, force=True).cert_path.read_bytes()
+
+
+def test_people_by_uri_san_with_role_from_ou_or_config(ca):
+    identify = Identify(AccessSettings(roles={"bob": "approver"}))
+    assert identify(Context(pem(ca, "viewer", "alice"))) == Caller("alice", "viewer")
+    assert identify(Context(pem(ca, "viewer", "bob"))) == Caller("bob", "approver")
+    strict = Identify(AccessSettings(certificate_roles=False, default_role="viewer"))
+    assert strict(Context(pem(ca, "admin", "carol"))) == Caller("carol", "viewer")
+    assert Identify(AccessSettings(certificate_roles=False))(
+        Context(pem(ca, "admin", "dave"))
+    ) == Caller("dave", "none")
+
+
+def test_agents_by_dns_san(ca):
+    who = Identify(AccessSettings())(Context(pem(ca, "agent", "db1.example")))
+    assert who == Caller("db1.example", "agent", frozenset({"db1.example"}))
+
+
+def test_plaintext_callers_name_themselves_and_are_admins():
+    assert Identify(None)(Context(actor="sre")) == Caller("sre", "admin")
+    assert Identify(None)(Context(actor="bad name!")) == Caller("anonymous", "admin")
+
+
+def test_tls_files_that_do_not_fit_are_named(ca, tmp_path):
+    one = pki.issue(ca, "agent", "k1", force=True)
+    two = pki.issue(ca, "agent", "k2", force=True)
+    names = ("[x] ca_file", "[x] cert_file", "[x] key_file")
+    files = tls.TlsFiles(str(ca / "ca.crt"), str(one.cert_path), str(two.key_path), names)
+    with pytest.raises(tls.TlsError, match=r"\[x\] key_file .* is not the key of"):
+        tls.load(files)
+    missing = tls.TlsFiles(str(ca / "ca.crt"), "", str(one.key_path), names)
+    with pytest.raises(tls.TlsError, match=r"\[x\] cert_file is not set"):
+        tls.require(missing, "be plaintext")
+    absent = tls.TlsFiles(str(tmp_path / "nope.crt"), str(one.cert_path), str(one.key_path), names)
+    with pytest.raises(tls.TlsError, match=r"\[x\] ca_file .*nope.crt: cannot read"):
+        tls.load(absent)
