@@ -12,7 +12,7 @@ import logging
 from collections.abc import Callable
 
 import grpc
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_random_exponential
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, wait_random_exponential
 
 from agent.config import ReconnectSettings
 from agent.link import CertificateRefused
@@ -21,9 +21,15 @@ log = logging.getLogger(__name__)
 
 
 def retrying(
-    settings: ReconnectSettings, what: str, on_retry: Callable[[], None] | None = None
+    settings: ReconnectSettings,
+    what: str,
+    on_retry: Callable[[], None] | None = None,
+    final: frozenset[grpc.StatusCode] = frozenset(),
 ) -> AsyncRetrying:
-    """Retries gRPC failures of `what`, logging each; `on_retry` runs before each wait."""
+    """Retries gRPC failures of `what`, logging each; `on_retry` runs before each wait.
+
+    Codes in `final` are answers, not outages: they are raised at once.
+    """
 
     def before_sleep(state: RetryCallState) -> None:
         if on_retry is not None:
@@ -55,7 +61,9 @@ def retrying(
 
     return AsyncRetrying(
         wait=wait,
-        retry=retry_if_exception_type(grpc.aio.AioRpcError),
+        retry=retry_if_exception(
+            lambda e: isinstance(e, grpc.aio.AioRpcError) and e.code() not in final
+        ),
         before_sleep=before_sleep,
         reraise=True,
     )

@@ -91,7 +91,15 @@ class Agent:
         self.outbox = Outbox(config.spool.memory_max_events, droppable)
         self.spool = Spool(Path(config.state_dir) / "spool.db", config.spool.max_events)
         self.link = ControllerLink(config)
-        self.session = Session(config, self.link, self.registration, self.heartbeat)
+        # A clock stepped back across a restart must not number new events below what
+        # the controller already holds.
+        self.session = Session(
+            config,
+            self.link,
+            self.registration,
+            self.heartbeat,
+            lambda reply: self.events.bump_seq(reply.last_host_seq),
+        )
         self.reporter = Reporter(config, self.link, self.outbox, self.spool)
         self.command_handler = CommandHandler(config.host_id, config.hooks, Path(config.state_dir))
         self.commands = CommandStream(config, self.link, self.command_handler)
@@ -308,20 +316,25 @@ class Agent:
     async def _replay_spool(self) -> None:
         loaded = await self.spool.start()
         try:
-            pending = await asyncio.wait_for(asyncio.shield(loaded), SPOOL_LOAD_TIMEOUT)
+            self._merge_spooled(await asyncio.wait_for(asyncio.shield(loaded), SPOOL_LOAD_TIMEOUT))
         except TimeoutError:
             log.error(
-                "the spool did not load within %.0fs; sending new events without it",
+                "the spool did not load within %.0fs; sending new events without it, and "
+                "its events when it loads",
                 SPOOL_LOAD_TIMEOUT,
+            )
+            loaded.add_done_callback(
+                lambda done: self._merge_spooled(done.result()) if not done.exception() else None
             )
         except Exception as exc:
             log.error("the spool could not be read: %s", exc)
-        else:
-            if pending:
-                log.info("replaying %d spooled events", len(pending))
-                self.events.bump_seq(max(e.host_seq for e in pending))
-                self.outbox.merge(pending)
         self._ready.set()
+
+    def _merge_spooled(self, pending: list[pb.Event]) -> None:
+        if pending:
+            log.info("replaying %d spooled events", len(pending))
+            self.events.bump_seq(max(e.host_seq for e in pending))
+            self.outbox.merge(pending)
 
     async def _synthetic(self) -> None:
         """Test-only: a burst of synthetic events through the real spool and delivery."""

@@ -30,8 +30,11 @@ class Session:
         link: ControllerLink,
         registration: Callable[[], agent_pb.RegisterRequest],
         heartbeat: Callable[[], agent_pb.HeartbeatRequest],
+        registered: Callable[[agent_pb.RegisterResponse], None] = lambda _: None,
     ) -> None:
+        """`registered` sees each answer to Register (the controller's last host_seq)."""
         self._config = config
+        self._registered = registered
         self._link = link
         self._registration = registration
         self._heartbeat = heartbeat
@@ -51,6 +54,7 @@ class Session:
         interval = pbtime.seconds(response.heartbeat_interval)
         if interval > 0:
             self.interval = interval
+        self._registered(response)
         self.connected.set()
         log.info("registered with the controller; heartbeat every %.1fs", self.interval)
         return response

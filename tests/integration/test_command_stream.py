@@ -102,7 +102,7 @@ async def with_agent(
     config = AgentConfig(
         host_id=HOST,
         state_dir=str(tmp_path / "state"),
-        controller=ControllerSettings(address=f"127.0.0.1:{port}"),
+        controller=ControllerSettings(address=f"127.0.0.1:{port}", insecure=True),
         reconnect=ReconnectSettings(initial_backoff_seconds=0.05, max_backoff_seconds=0.2),
         hooks=hooks,
     )

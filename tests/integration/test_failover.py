@@ -262,3 +262,24 @@ def test_editing_an_audit_row_breaks_verify_naming_the_row(cluster, tmp_path):
         out = cluster.ctl("audit", "--verify")
         assert out.returncode == 1
         assert "row 1" in out.stderr and "changed after it was written" in out.stderr
+
+
+def test_pre_failover_hook_vetoes_automatic_approval(cluster, tmp_path):
+    veto = tmp_path / "pre-failover"
+    veto.write_text('#!/bin/sh\necho "change freeze in force for $HANGWATCH_GROUP"\nexit 3\n')
+    veto.chmod(0o755)
+    with (
+        two_hosts(cluster, tmp_path, mode="auto", pre_failover_hook=str(veto)) as (admin, mounts),
+        frozen(mounts[0].mount),
+    ):
+        proposal = wait_failover(admin, {"PROPOSED"}, what="a proposal after the freeze")
+        wait_for(
+            lambda: any("vetoed" in s.detail for s in failovers(admin)[0].steps),
+            10,
+            "the veto to be recorded",
+        )
+        vetoed = failovers(admin)[0]
+        assert state_name(vetoed) == "PROPOSED" and vetoed.id == proposal.id
+        note = next(s.detail for s in vetoed.steps if "vetoed" in s.detail)
+        assert "exit 3" in note and "change freeze in force for mail" in note
+    assert hook_runs(tmp_path / "hooks.log") == []
