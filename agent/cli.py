@@ -10,7 +10,7 @@ import click
 from agent.config import AgentConfig
 from hangwatch import logs, tls
 from hangwatch.addresses import parse_address, require_loopback_for_insecure
-from hangwatch.cliutil import fail, load_config, print_config
+from hangwatch.cliutil import fail, load_config, print_config, program_options
 from hangwatch.errors import AddressError
 
 
@@ -34,28 +34,7 @@ from hangwatch.errors import AddressError
     metavar="DIR",
     help="Directory for the spool and agent state [default: /var/lib/hangwatch].",
 )
-@click.option(
-    "--config",
-    "config_path",
-    metavar="FILE",
-    type=click.Path(dir_okay=False),
-    help="TOML config file; flags override it.",
-)
-@click.option(
-    "--insecure",
-    is_flag=True,
-    default=None,
-    help="Talk plaintext gRPC to the controller. Loopback addresses only.",
-)
-@click.option(
-    "--log-format",
-    type=click.Choice(["human", "json"]),
-    default=None,
-    help="Log format on stderr [default: human].",
-)
-@click.option(
-    "--print-config", "print_only", is_flag=True, help="Print the effective config and exit."
-)
+@program_options("Talk plaintext gRPC to the controller. Loopback addresses only.")
 @click.pass_context
 def main(
     ctx: click.Context,

@@ -11,7 +11,7 @@ from controller.config import ControllerConfig
 from controller.server import serve
 from hangwatch import logs, tls
 from hangwatch.addresses import parse_address, require_loopback_for_insecure
-from hangwatch.cliutil import fail, load_config, print_config
+from hangwatch.cliutil import fail, load_config, print_config, program_options
 from hangwatch.errors import AddressError
 
 
@@ -24,28 +24,7 @@ from hangwatch.errors import AddressError
     metavar="DIR",
     help="Directory for the SQLite database [default: /var/lib/hangwatch-controller]",
 )
-@click.option(
-    "--config",
-    "config_path",
-    metavar="FILE",
-    type=click.Path(dir_okay=False),
-    help="TOML config file; flags override it.",
-)
-@click.option(
-    "--insecure",
-    is_flag=True,
-    default=None,
-    help="Serve plaintext gRPC. Only allowed on a loopback address.",
-)
-@click.option(
-    "--log-format",
-    type=click.Choice(["human", "json"]),
-    default=None,
-    help="Log format on stderr [default: human].",
-)
-@click.option(
-    "--print-config", "print_only", is_flag=True, help="Print the effective config and exit."
-)
+@program_options("Serve plaintext gRPC. Only allowed on a loopback address.")
 def main(
     listen: str | None,
     data_dir: str | None,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
@@ -13,6 +13,7 @@ from hangwatch import config as cfg
 from hangwatch.errors import HangwatchError
 
 T = TypeVar("T")
+F = TypeVar("F", bound=Callable[..., Any])
 
 EXIT_OK = 0
 EXIT_REFUSED = 1
@@ -38,3 +39,36 @@ def load_config(cls: type[T], path: str | None, overrides: Mapping[str, tuple[An
 
 def print_config(config: Any) -> None:
     click.echo(cfg.dump(config), nl=False)
+
+
+def program_options(insecure_help: str) -> Callable[[F], F]:
+    """--config, --insecure, --log-format and --print-config, as both daemons take them."""
+    options = [
+        click.option(
+            "--config",
+            "config_path",
+            metavar="FILE",
+            type=click.Path(dir_okay=False),
+            help="TOML config file; flags override it.",
+        ),
+        click.option("--insecure", is_flag=True, default=None, help=insecure_help),
+        click.option(
+            "--log-format",
+            type=click.Choice(["human", "json"]),
+            default=None,
+            help="Log format on stderr [default: human].",
+        ),
+        click.option(
+            "--print-config",
+            "print_only",
+            is_flag=True,
+            help="Print the effective config and exit.",
+        ),
+    ]
+
+    def decorate(fn: F) -> F:
+        for option in reversed(options):
+            fn = option(fn)
+        return fn
+
+    return decorate
