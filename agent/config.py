@@ -104,7 +104,9 @@ class DetectionSettings:
         5.0, "requests in flight with no completion this long: DEVICE_NO_PROGRESS", positive
     )
     dstate_interval_seconds: float = setting(
-        2.0, "seconds between scans for D-state tasks", positive
+        4.0,
+        "seconds between scans for D-state tasks (suspicion only: a scan costs ~0.1 % CPU)",
+        positive,
     )
     dstate_min_seconds: float = setting(
         2.0, "tasks blocked at least this long on a mount are reported", positive

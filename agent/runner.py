@@ -49,7 +49,7 @@ from hangwatch.v1 import types_pb2 as pb
 
 log = logging.getLogger(__name__)
 
-EVALUATE_INTERVAL = 0.25
+EVALUATE_INTERVAL = 0.5
 # A spool that has not answered its first load by then is reported; sending starts anyway.
 SPOOL_LOAD_TIMEOUT = 3.0
 # A source that has not ticked for this many intervals (at least STALL_MIN_SECONDS) stalled.
