@@ -204,6 +204,20 @@ class CommandHandler:
             )
 
     async def handle(self, command: pb.Command) -> pb.CommandResult:
+        if not self._loaded:
+            # Deciding against an empty record would accept a stale epoch or run a
+            # command id again: the saved record must be read first.
+            try:
+                await self._load()
+            except StateFileError as exc:
+                log.error("command %s not run: command state not loaded: %s", command.id, exc)
+                return make_result(
+                    command,
+                    self.book.host_id,
+                    pb.COMMAND_STATUS_FAILED,
+                    self._clock(),
+                    note=f"not run: the saved epochs cannot be read: {exc}",
+                )
         verdict, answer = self.book.decide(command, self._clock())
         if verdict is Verdict.ANSWERED:
             assert answer is not None

@@ -47,8 +47,22 @@ def fs_tool_versions(timeout: float = 5.0) -> dict[str, str]:
     else:
         return {}
     try:
-        out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout).stdout
-    except (OSError, subprocess.TimeoutExpired):
+        proc = subprocess.Popen(
+            cmd,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            stdin=subprocess.DEVNULL,
+            text=True,
+            cwd="/",
+        )
+    except OSError:
+        return {}
+    try:
+        out, _ = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        # The package database may sit on a stuck filesystem: kill the query and leave
+        # it, never wait for it (subprocess.run would wait for the kill to land).
+        proc.kill()
         return {}
     versions = {}
     for line in out.splitlines():

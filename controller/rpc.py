@@ -8,6 +8,7 @@ from typing import Any, TypeVar
 
 import grpc
 
+from controller.store import GroupBusy, StaleFailover
 from controller.validate import Invalid
 
 Ctx = grpc.aio.ServicerContext[Any, Any]
@@ -24,6 +25,9 @@ def unary(
             return await fn(self, request, context)
         except Invalid as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+            raise AssertionError("unreachable") from exc
+        except (GroupBusy, StaleFailover) as exc:
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
             raise AssertionError("unreachable") from exc
 
     return wrapper

@@ -6,8 +6,9 @@ from collections.abc import Sequence
 
 from controller.failover import codec
 from controller.failover.machine import Failover
+from controller.failover.model import FState
 from controller.sqlite_audit import AuditTable
-from controller.store import FailoverCommit, GroupRow
+from controller.store import FailoverCommit, GroupBusy, GroupRow, StaleFailover
 from hangwatch.v1 import types_pb2 as pb
 
 
@@ -29,6 +30,25 @@ class FailoverTables(AuditTable):
     def commit_failover(self, change: FailoverCommit, now: float) -> None:
         f = change.failover
         with self._tx() as db:
+            if f.state is FState.PROPOSED:
+                busy = db.execute(
+                    "SELECT id FROM failovers WHERE group_name = ? AND id != ? AND state NOT IN "
+                    "('COMPLETED', 'REJECTED', 'CANCELLED', 'FAILED')",
+                    (f.group, f.id),
+                ).fetchone()
+                if busy is not None:
+                    raise GroupBusy(f"failover {busy[0]} of {f.group} is still open")
+            stored = db.execute("SELECT record FROM failovers WHERE id = ?", (f.id,)).fetchone()
+            if stored is not None:
+                before = codec.loads(stored[0])
+                # Writers commit records they read earlier: a step taken meanwhile by
+                # someone else (an operator's reject or cancel, the coordinator's next
+                # step) wins, and the late writer is refused rather than undoing it.
+                if len(f.steps) <= len(before.steps) or not before.state.active:
+                    raise StaleFailover(
+                        f"failover {f.id} is {before.state.value} now "
+                        f"({before.steps[-1].detail if before.steps else 'no steps'})"
+                    )
             db.execute(
                 """INSERT INTO failovers (id, group_name, state, created_at, updated_at, auto,
                      record) VALUES (?, ?, ?, ?, ?, ?, ?)
@@ -38,10 +58,15 @@ class FailoverTables(AuditTable):
                 (f.id, f.group, f.state.value, f.created_at, now, int(f.auto), codec.dumps(f)),
             )
             if change.epoch is not None:
-                db.execute(
-                    "UPDATE groups SET epoch = ? WHERE name = ? AND epoch < ?",
-                    (change.epoch[1], change.epoch[0], change.epoch[1]),
+                # Compare and set: an epoch is taken once, by one failover.
+                taken = db.execute(
+                    "UPDATE groups SET epoch = ? WHERE name = ? AND epoch = ?",
+                    (change.epoch[1], change.epoch[0], change.epoch[1] - 1),
                 )
+                if taken.rowcount != 1:
+                    raise StaleFailover(
+                        f"epoch {change.epoch[1]} of {change.epoch[0]} is no longer the next one"
+                    )
             if change.primary is not None:
                 db.execute(
                     "UPDATE groups SET primary_host = ? WHERE name = ?",
@@ -94,11 +119,21 @@ class FailoverTables(AuditTable):
     # Commands.
 
     def pending_commands(self, host_id: str) -> list[pb.Command]:
+        """Unanswered commands of failovers still in progress: a command of a failover that
+        failed or was cancelled must not run when its host comes back."""
         rows = self._db.execute(
             "SELECT body FROM commands WHERE host_id = ? AND result IS NULL ORDER BY created_at",
             (host_id,),
         )
-        return [pb.Command.FromString(r[0]) for r in rows]
+        out = []
+        for (body,) in rows:
+            command = pb.Command.FromString(body)
+            state = self._db.execute(
+                "SELECT state FROM failovers WHERE id = ?", (command.failover_id,)
+            ).fetchone()
+            if state is None or FState(state[0]).active:
+                out.append(command)
+        return out
 
     def record_command_result(self, result: pb.CommandResult, now: float) -> bool:
         """Stores the first result reported for a command; False for an unknown command."""

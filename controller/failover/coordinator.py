@@ -41,7 +41,7 @@ from controller.failover.model import (
 )
 from controller.fencing import fence
 from controller.liveness import liveness
-from controller.store import FailoverCommit, Store
+from controller.store import FailoverCommit, GroupBusy, Store
 from hangwatch import pbtime
 from hangwatch.executables import run_executable
 from hangwatch.ids import new_ulid
@@ -221,17 +221,20 @@ class Coordinator:
         else:
             incident_id = incident.id
         f = dataclasses.replace(f, incident_id=incident_id)
-        await self.commit(
-            FailoverCommit(
-                f,
-                audit=(
-                    SYSTEM,
-                    "system",
-                    "propose",
-                    f"{f.id}: {p.from_host} -> {p.to_host or '(none)'}: {p.reason}",
-                ),
+        try:
+            await self.commit(
+                FailoverCommit(
+                    f,
+                    audit=(
+                        SYSTEM,
+                        "system",
+                        "propose",
+                        f"{f.id}: {p.from_host} -> {p.to_host or '(none)'}: {p.reason}",
+                    ),
+                )
             )
-        )
+        except GroupBusy:
+            return  # a person's proposal for the group got there first
         log.warning(
             "proposed failover %s of %s: %s -> %s (%s)",
             f.id,
@@ -292,6 +295,7 @@ class Coordinator:
             f,
             state.now,
             group_epoch=group.epoch if group else f.epoch,
+            group_primary=group.primary if group else None,
             results={k: _outcome(v) for k, v in results.items()},
             fence_result=CommandOutcome(*fenced) if fenced else None,
             fence_configured=self._config.fence_for(f.from_host) is not None,

@@ -196,6 +196,7 @@ def advance(
     *,
     group_epoch: int,
     results: dict[str, CommandOutcome],
+    group_primary: str | None = None,
     fence_result: CommandOutcome | None,
     fence_configured: bool,
     timeouts: Timeouts,
@@ -205,6 +206,17 @@ def advance(
     if f.state is FState.APPROVED:
         if f.not_before is not None and now < f.not_before:
             return f, []
+        if group_primary is not None and group_primary != f.from_host:
+            # Another failover moved the group since this one was proposed: demoting the
+            # old host would leave the new primary serving beside the promoted one.
+            return _to(
+                f,
+                FState.FAILED,
+                now,
+                me,
+                f"the group's primary is now {group_primary}, not {f.from_host}: propose again",
+                deadline=None,
+            ), []
         # Persisted together with the group's new epoch (one transaction), so a crash
         # cannot take the same epoch twice.
         epoch = group_epoch + 1

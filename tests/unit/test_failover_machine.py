@@ -173,3 +173,30 @@ def test_cancel_only_before_fencing_or_after_it_failed():
     f, _ = step(approve(proposed(), "alice", 1.0), 2.0)
     with pytest.raises(Refused, match="cancelled only"):
         cancel(f, "bob", "x", 3.0)
+
+
+def test_approved_failover_fails_if_the_group_moved_since_it_was_proposed():
+    f = approve(proposed(), "alice", 1.0)
+    moved, actions = advance(
+        f,
+        2.0,
+        group_epoch=8,
+        group_primary="c",
+        results={},
+        fence_result=None,
+        fence_configured=True,
+        timeouts=T,
+    )
+    assert moved.state is FState.FAILED and actions == []
+    assert "primary is now c, not a" in moved.steps[-1].detail
+    same, actions = advance(
+        f,
+        2.0,
+        group_epoch=8,
+        group_primary="a",
+        results={},
+        fence_result=None,
+        fence_configured=True,
+        timeouts=T,
+    )
+    assert same.state is FState.FENCING and actions
