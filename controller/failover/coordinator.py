@@ -311,8 +311,21 @@ class Coordinator:
             actions = [*actions, RunFence(f.from_host)]
         if new is not f:
             await self.apply(new, actions)
-        elif actions:
+            return
+        if actions:
             self._run_side_effects(new, actions)
+        self._push_again(f)
+
+    def _push_again(self, f: Failover) -> None:
+        """Offers the step's command again to a connected stream that may have missed it
+        (a push skipped by a cancelled request); a stream that has it ignores the id."""
+        if f.state is FState.FENCING and not f.fence_started:
+            send = SendCommand(f.from_host, "demote", f.demote_id, f.epoch, "standby")
+        elif f.state is FState.PROMOTING:
+            send = SendCommand(f.to_host, "promote", f.promote_id, f.epoch, "primary")
+        else:
+            return
+        self._hub.push(send.host, [self._command(f, send)])
 
     async def apply(self, f: Failover, actions: list[machine.Action], role: str = "system") -> None:
         """Persists a step with everything it changes, then sends and starts what it says."""
