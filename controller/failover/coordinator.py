@@ -41,7 +41,7 @@ from controller.failover.model import (
 )
 from controller.fencing import fence
 from controller.liveness import liveness
-from controller.store import FailoverCommit, GroupBusy, Store
+from controller.store import FailoverCommit, GroupBusy, StaleFailover, Store
 from hangwatch import pbtime
 from hangwatch.executables import run_executable
 from hangwatch.ids import new_ulid
@@ -169,7 +169,17 @@ class Coordinator:
             groups=groups,
             hosts=hosts,
             failovers=tuple(
-                FailoverView(f.id, f.group, f.state, f.created_at, f.auto) for f in recent
+                FailoverView(
+                    f.id,
+                    f.group,
+                    f.state,
+                    f.created_at,
+                    f.auto,
+                    waiting=f.state is FState.APPROVED
+                    and f.not_before is not None
+                    and f.not_before > now,
+                )
+                for f in recent
             ),
             automation=store.get_setting("automation", "on") == "on",
             cluster_maintenance=any(w.scope == "cluster" for w in windows),
@@ -188,6 +198,8 @@ class Coordinator:
             for decision in engine.decide(state):
                 if isinstance(decision, engine.Proposal):
                     await self._propose(decision, state)
+                elif isinstance(decision, engine.Preempt):
+                    await self._preempt(decision, state.now)
             await self._db.run(self.close_served_incidents, state)
 
     async def _propose(self, p: engine.Proposal, state: ClusterState) -> None:
@@ -252,6 +264,21 @@ class Coordinator:
                 )
             )
             await self._drive(approved, state)
+
+    async def _preempt(self, p: engine.Preempt, now: float) -> None:
+        """Cancels a scheduled switchover so the next pass can propose a failover."""
+        f = await self._db.run(self._store.get_failover, p.failover_id)
+        if f is None or f.state is not FState.APPROVED:
+            return
+        cancelled = machine.cancel(f, SYSTEM, p.reason, now)
+        try:
+            await self.commit(
+                FailoverCommit(cancelled, audit=(SYSTEM, "system", "cancel", f"{f.id}: {p.reason}"))
+            )
+        except StaleFailover:
+            return  # it started meanwhile: it is no longer waiting
+        log.warning("%s", p.reason)
+        self.wake()
 
     async def _pre_failover_allows(self, f: Failover) -> bool:
         hook = self._config.failover.pre_failover_hook

@@ -44,7 +44,16 @@ class Skip:
     reason: str
 
 
-Decision = Proposal | Skip
+@dataclass(frozen=True)
+class Preempt:
+    """A switchover scheduled for later is cancelled: the group needs a failover now."""
+
+    group: str
+    failover_id: str
+    reason: str
+
+
+Decision = Proposal | Skip | Preempt
 
 
 def candidates(
@@ -139,7 +148,11 @@ def approval_holds(state: ClusterState, group: GroupView) -> list[str]:
             f"{group.name})"
         )
     policy = state.policy
-    running = [f for f in state.failovers if f.state.active and f.state != FState.PROPOSED]
+    running = [
+        f
+        for f in state.failovers
+        if f.state.active and f.state != FState.PROPOSED and not f.waiting
+    ]
     if len(running) >= policy.max_concurrent:
         holds.append(
             f"{len(running)} failover(s) already in progress "
@@ -173,7 +186,21 @@ def decide(state: ClusterState) -> list[Decision]:
             continue
         trigger, reason = found
         if group.name in busy:
-            out.append(Skip(group.name, "a failover of this group is already open"))
+            waiting = next(
+                (f for f in state.failovers if f.group == group.name and f.waiting), None
+            )
+            if waiting is not None:
+                # A lockup does not wait for a switchover scheduled for later.
+                out.append(
+                    Preempt(
+                        group.name,
+                        waiting.id,
+                        f"{reason}: the scheduled "
+                        f"switchover {waiting.id} is cancelled for a failover",
+                    )
+                )
+            else:
+                out.append(Skip(group.name, "a failover of this group is already open"))
             continue
         maintenance = _maintenance(state, group)
         if maintenance:

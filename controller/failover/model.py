@@ -80,6 +80,8 @@ class FailoverView:
     state: FState
     created_at: float
     auto: bool = False
+    # An approved switchover waiting for its scheduled time (--at): not yet running.
+    waiting: bool = False
 
 
 @dataclass(frozen=True)

@@ -283,3 +283,21 @@ def test_pre_failover_hook_vetoes_automatic_approval(cluster, tmp_path):
         note = next(s.detail for s in vetoed.steps if "vetoed" in s.detail)
         assert "exit 3" in note and "change freeze in force for mail" in note
     assert hook_runs(tmp_path / "hooks.log") == []
+
+
+def test_a_lockup_cancels_a_switchover_scheduled_for_later(cluster, tmp_path):
+    with two_hosts(cluster, tmp_path, mode="auto") as (admin, (m1, _)):
+        out = cluster.ctl("switchover", "mail", "--to", "h2", "--at", "+1h")
+        assert out.returncode == 0, out.stderr
+        scheduled = failovers(admin)[0]
+        assert state_name(scheduled) == "APPROVED"
+        with frozen(m1.mount):
+            wait_for(
+                lambda: any(state_name(f) == "COMPLETED" for f in failovers(admin)),
+                30,
+                "a failover to complete",
+            )
+        by_id = {f.id: f for f in failovers(admin)}
+        assert state_name(by_id[scheduled.id]) == "CANCELLED"
+        assert "scheduled switchover" in by_id[scheduled.id].steps[-1].detail
+        assert group(admin).primary == "h2"
