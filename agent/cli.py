@@ -76,7 +76,7 @@ def main(
         if config.controller.insecure:
             require_loopback_for_insecure(address, "controller address")
         else:
-            from agent.link import tls_files
+            from agent.link.channel import tls_files
 
             tls.require(
                 tls_files(config.controller), "talk plaintext to a controller on a loopback address"

@@ -167,7 +167,7 @@ def _hook_path(value: str) -> str | None:
 
 @dataclass(frozen=True)
 class HookSettings:
-    """Executables run on the controller's failover commands (see agent/hooks.py)."""
+    """Executables run on the controller's failover commands (see agent/failover/hooks.py)."""
 
     demote: str = setting(
         "", "hook that stops serving the group here (absolute path; empty: none)", _hook_path

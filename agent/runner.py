@@ -16,21 +16,20 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from agent import inventory, mounts
-from agent.command_stream import CommandStream
-from agent.commands import CommandHandler
 from agent.config import AgentConfig
 from agent.eventpolicy import EventPolicy
 from agent.events import EventFactory, droppable
+from agent.failover.commands import CommandHandler
 from agent.health import HealthEngine, HealthSettings, State
+from agent.host import inventory, mounts
 from agent.kmsg.rules import load_rules
-from agent.link import ControllerLink
+from agent.link.channel import ControllerLink
+from agent.link.command_stream import CommandStream
+from agent.link.outbox import Outbox
+from agent.link.reporter import Reporter
+from agent.link.session import Session
 from agent.metrics import AgentCollector
-from agent.outbox import Outbox
-from agent.probe import ProbeRunner
 from agent.procfs.mountinfo import DeviceMap, load_device_map
-from agent.reporter import Reporter
-from agent.session import Session
 from agent.signals import Kind, Severity, Signal
 from agent.sources.base import Source
 from agent.sources.diskstats_source import DiskstatsSource
@@ -40,7 +39,8 @@ from agent.sources.mounttable import MountTableSource
 from agent.sources.pressure_source import PressureSource
 from agent.sources.probe_source import ProbeSource
 from agent.sources.udev_source import UdevSource
-from agent.spool import Spool
+from agent.workers.probe import ProbeRunner
+from agent.workers.spool import Spool
 from hangwatch import __version__, pbtime, tls
 from hangwatch.metrics import MetricsEndpoint
 from hangwatch.sdnotify import Notifier

@@ -33,8 +33,9 @@ from common import Bench, machine, percentile, watched_mounts
 from lockups import SYSCTL, hung_task_reports, kmsg_tail, stuck_writer
 
 from agent.config import DetectionSettings, ProbeSettings
-from hangwatch import pbtime, scratchfs
-from hangwatch.localcluster import wait_for
+from hangwatch import pbtime
+from lab import scratchfs
+from lab.localcluster import wait_for
 
 TARGET_CONFIRMED_P50, TARGET_CONFIRMED_P95 = 6.0, 10.0
 

@@ -20,9 +20,9 @@ from clusterkit import Admin
 from common import machine, percentile, require_loop_mounts
 from failoverkit import agent_config, failovers, group, hook_runs, state_name, wait_healthy
 
-from hangwatch import scratchfs
-from hangwatch.localcluster import LocalCluster, wait_for
 from hangwatch.v1 import admin_service_pb2 as admin_pb
+from lab import scratchfs
+from lab.localcluster import LocalCluster, wait_for
 
 INCIDENT_MANUAL_FAILOVER_S = 82 * 60.0
 HOSTS = ("h1", "h2")

@@ -35,12 +35,12 @@ import grpc
 from hangwatch import pbtime
 from hangwatch.grpcopts import channel_options
 from hangwatch.ids import new_ulid
-from hangwatch.localcluster import LocalCluster, wait_for
 from hangwatch.v1 import admin_service_pb2 as admin_pb
 from hangwatch.v1 import admin_service_pb2_grpc as admin_grpc
 from hangwatch.v1 import agent_service_pb2 as agent_pb
 from hangwatch.v1 import agent_service_pb2_grpc as agent_grpc
 from hangwatch.v1 import types_pb2 as pb
+from lab.localcluster import LocalCluster, wait_for
 
 TARGET_EVENTS_PER_SECOND = 5000.0
 TARGET_P99_SECONDS = 0.100

@@ -4,7 +4,7 @@ Run from the repository root as root (it makes a loop-mounted ext4 scratch files
 unless given --mount): `python -m bench.bench_probe [--probes 200] [--mount PATH]`.
 
 The baseline is the previous design, measured in the same run: a fresh
-`python -I -B -c` child per probe that imports `agent.probe` (asyncio and all) and
+`python -I -B -c` child per probe that imports `agent.workers.probe` (asyncio and all) and
 probes once. CPU is the agent's own (RUSAGE_SELF) plus the children's; a child counts
 in RUSAGE_CHILDREN only once reaped, so the worker's share is read from /proc while it
 runs, which leaves its one-off start-up out of the per-probe figure.
@@ -27,15 +27,15 @@ from pathlib import Path
 
 import psutil
 
-from agent.probe import Outcome, ProbeRunner
-from hangwatch import scratchfs
+from agent.workers.probe import Outcome, ProbeRunner
+from lab import scratchfs
 
 # Mounts and cadence of the agent's budget: at most 1 % of one core.
 MOUNTS, INTERVAL = 10, 2.0
 ROOT = str(Path(__file__).resolve().parent.parent)
 _OLD_CHILD = (
-    "import sys; sys.path.insert(0, sys.argv[1]); import agent.probe; "
-    "from agent.probe_worker import probe; sys.stdout.write(probe(*sys.argv[2:]))"
+    "import sys; sys.path.insert(0, sys.argv[1]); import agent.workers.probe; "
+    "from agent.workers.probe_worker import probe; sys.stdout.write(probe(*sys.argv[2:]))"
 )
 
 

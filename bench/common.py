@@ -2,8 +2,8 @@
 
 Imported as `common` by the bench scripts (`python bench/NAME.py` puts bench/ on
 sys.path); importing it puts the repository root and tests/ on sys.path too, so the
-benches reuse the project's own helpers: `hangwatch.localcluster` and
-`hangwatch.scratchfs` for processes and filesystems, and the test helpers in
+benches reuse the project's own helpers: `lab.localcluster` and
+`lab.scratchfs` for processes and filesystems, and the test helpers in
 tests/lockups.py (hung-task sysctls, stuck writers, /dev/kmsg) and tests/clusterkit.py
 (the AdminService client), rather than copies of them.
 """
@@ -28,9 +28,9 @@ for _path in (ROOT / "tests", ROOT):
 from clusterkit import Admin  # noqa: E402
 
 from hangwatch import scratchfs  # noqa: E402
-from hangwatch.localcluster import LocalCluster, Proc, wait_for  # noqa: E402
 from hangwatch.v1 import admin_service_pb2 as admin_pb  # noqa: E402
 from hangwatch.v1 import types_pb2 as pb  # noqa: E402
+from lab.localcluster import LocalCluster, Proc, wait_for  # noqa: E402
 
 HOST = "bench1"
 OK = "HEALTH_STATE_OK"

@@ -6,7 +6,7 @@ import asyncio
 
 import click
 
-from controller.certs import tls_files
+from controller.api.certs import tls_files
 from controller.config import ControllerConfig
 from controller.server import serve
 from hangwatch import logs, tls

@@ -6,10 +6,10 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from controller.validate import KIND_RE
+from controller.api.validate import KIND_RE
 from hangwatch.config import SettingError, one_of, positive, section, setting
 from hangwatch.metrics import MetricsSettings
-from hangwatch.pki import PEOPLE_ROLES
+from hangwatch.roles import PEOPLE_ROLES
 from hangwatch.settings import LogSettings, address_check
 
 

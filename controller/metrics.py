@@ -19,11 +19,11 @@ from prometheus_client import Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from controller.dbthread import DbThread
-from controller.eventbus import CursorBus
-from controller.store import Store
-from controller.webhook_payloads import SEVERITY
-from controller.webhooks import Dispatcher
+from controller.notify.eventbus import CursorBus
+from controller.notify.payloads import SEVERITY
+from controller.notify.webhooks import Dispatcher
+from controller.store.dbthread import DbThread
+from controller.store.interface import Store
 from hangwatch.v1 import types_pb2 as pb
 
 T = TypeVar("T")

@@ -12,21 +12,21 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from controller.access import AccessGate, store_audit
-from controller.admin_api import AdminApi
-from controller.advisories import AdvisoryBook
-from controller.agent_api import AgentApi
-from controller.certs import ServerTls, reload_on_sighup
-from controller.commandhub import CommandHub
+from controller.api.access import AccessGate, store_audit
+from controller.api.admin import AdminApi
+from controller.api.agent import AgentApi
+from controller.api.certs import ServerTls, reload_on_sighup
+from controller.api.identity import Identify
 from controller.config import ControllerConfig
-from controller.dbthread import DbThread
-from controller.eventbus import CursorBus
+from controller.failover.commandhub import CommandHub
 from controller.failover.coordinator import Coordinator
-from controller.identity import Identify
 from controller.metrics import ControllerCollector, IngestCounter, RpcTimer
-from controller.sqlite_store import SQLiteStore
+from controller.notify.eventbus import CursorBus
+from controller.notify.webhooks import Dispatcher
+from controller.store.dbthread import DbThread
+from controller.store.sqlite.store import SQLiteStore
+from controller.upgrades.advisories import AdvisoryBook
 from controller.upgrades.driver import UpgradeDriver
-from controller.webhooks import Dispatcher
 from hangwatch.addresses import parse_address
 from hangwatch.grpcopts import server_options
 from hangwatch.metrics import MetricsEndpoint

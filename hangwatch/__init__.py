@@ -1,3 +1,4 @@
-"""Shared parts of hangwatch: the v1 API, configuration, logging, and the CLI."""
+"""What the agent, the controller and hangwatchctl share: the v1 API, configuration,
+logging, TLS and addresses, ids and times."""
 
 __version__ = "0.1.0"

@@ -7,7 +7,7 @@ them, or the server answers GOAWAY too_many_pings; both sides read these numbers
 from __future__ import annotations
 
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024
-# Metadata naming the person behind a plaintext call (see controller/identity.py).
+# Metadata naming the person behind a plaintext call (see controller/api/identity.py).
 ACTOR_HEADER = "x-hangwatch-actor"
 KEEPALIVE_MS = 20_000
 MIN_PING_INTERVAL_MS = 10_000

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import grpc
 
-from hangwatch.localcluster import LocalCluster
 from hangwatch.v1 import admin_service_pb2 as admin_pb
 from hangwatch.v1 import admin_service_pb2_grpc as admin_grpc
 from hangwatch.v1 import types_pb2 as pb
+from lab.localcluster import LocalCluster
 
 # Fast liveness so tests see STALE/UNREACHABLE in seconds.
 FAST_CONTROLLER = {

@@ -8,7 +8,7 @@ import pytest
 from lockups import LoopFs, loop_fs, sweep_leftovers
 from rootreq import require_root
 
-from hangwatch.scratchfs import MKFS
+from lab.scratchfs import MKFS
 
 
 @pytest.fixture

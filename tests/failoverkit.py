@@ -15,9 +15,9 @@ from typing import Any
 
 from clusterkit import FAST_AGENT, Admin
 
-from hangwatch.localcluster import LocalCluster, wait_for
 from hangwatch.v1 import admin_service_pb2 as admin_pb
 from hangwatch.v1 import types_pb2 as pb
+from lab.localcluster import LocalCluster, wait_for
 
 HOOK = """#!/bin/sh
 sleep {sleep}

@@ -1,6 +1,6 @@
 """Real kernel lockups for tests: hung tasks, stuck writers and /dev/kmsg.
 
-Loop filesystems, freezing and thawing come from `hangwatch.scratchfs`, the same code
+Loop filesystems, freezing and thawing come from `lab.scratchfs`, the same code
 the demo runs. Each context manager undoes what it did even when the body raises.
 Every filesystem lives under a temporary directory named with this process's pid, so
 the session safety net (`sweep_leftovers`, used by conftest.py) finds what a failed
@@ -24,8 +24,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TypeVar
 
-from hangwatch import scratchfs
-from hangwatch.scratchfs import frozen as frozen  # re-exported for the procfs tests
+from lab import scratchfs
+from lab.scratchfs import frozen as frozen  # re-exported for the procfs tests
 
 _T = TypeVar("_T")
 

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from hangwatch.localcluster import LocalCluster, Proc, free_port, wait_for
+from lab.localcluster import LocalCluster, Proc, free_port, wait_for
 
 
 def ip(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:

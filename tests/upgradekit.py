@@ -12,7 +12,7 @@ from typing import Any
 
 from failoverkit import agent_config
 
-from hangwatch.localcluster import LocalCluster, Proc
+from lab.localcluster import LocalCluster, Proc
 
 OLD = "6.1.0-13-amd64"
 NEW = "6.1.0-15-amd64"

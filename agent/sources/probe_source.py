@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import time
 
-from agent.probe import ProbeResult, ProbeRunner, probe_signals
 from agent.sources.base import Emit, Source
+from agent.workers.probe import ProbeResult, ProbeRunner, probe_signals
 
 
 class ProbeSource(Source):

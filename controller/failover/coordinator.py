@@ -16,10 +16,11 @@ import logging
 import time
 from collections.abc import Callable
 
-from controller.commandhub import CommandHub
 from controller.config import ControllerConfig
-from controller.dbthread import DbThread
 from controller.failover import engine, machine
+from controller.failover.commandhub import CommandHub
+from controller.failover.fencing import fence
+from controller.failover.liveness import liveness
 from controller.failover.machine import (
     BlockAuto,
     CommandOutcome,
@@ -39,9 +40,8 @@ from controller.failover.model import (
     HostView,
     Policy,
 )
-from controller.fencing import fence
-from controller.liveness import liveness
-from controller.store import FailoverCommit, GroupBusy, StaleFailover, Store
+from controller.store.dbthread import DbThread
+from controller.store.interface import FailoverCommit, GroupBusy, StaleFailover, Store
 from hangwatch import pbtime
 from hangwatch.executables import run_executable
 from hangwatch.ids import new_ulid

@@ -13,13 +13,14 @@ import logging
 import time
 from collections.abc import Callable
 
-from controller import switchover, validate
+from controller.api import validate
+from controller.api.identity import Caller
 from controller.config import ControllerConfig
-from controller.dbthread import DbThread
+from controller.failover import switchover
 from controller.failover.coordinator import SYSTEM, Coordinator
 from controller.failover.model import Trigger
-from controller.identity import Caller
-from controller.store import Store
+from controller.store.dbthread import DbThread
+from controller.store.interface import Store
 from controller.upgrades import planner
 from controller.upgrades.planner import HostFacts, Plan, StartSwitchover, Switch, World
 

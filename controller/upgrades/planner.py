@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 from controller.failover import engine
 from controller.failover.model import ClusterState, FState, GroupView, Trigger
-from controller.kernelversion import at_least
+from controller.upgrades.kernelversion import at_least
 
 
 class Refused(Exception):

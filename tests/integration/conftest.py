@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from clusterkit import FAST_CONTROLLER, Admin
 
-from hangwatch.localcluster import LocalCluster
+from lab.localcluster import LocalCluster
 
 
 @pytest.fixture

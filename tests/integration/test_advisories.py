@@ -8,7 +8,7 @@ from clusterkit import FAST_CONTROLLER, Admin
 from failoverkit import ctl_json, wait_healthy
 from upgradekit import NEW, OLD, controller, group, mount_of, start_host
 
-from hangwatch.localcluster import wait_for
+from lab.localcluster import wait_for
 
 BAD = f">=6.1.0-10-amd64,<{NEW}"
 

@@ -17,17 +17,17 @@ import psutil
 import pytest
 from lockups import LoopFs
 
-from agent.command_stream import CommandStream
-from agent.commands import CommandHandler
 from agent.config import AgentConfig, ControllerSettings, HookSettings, ReconnectSettings
-from agent.hooks import DRAIN_GRACE, hook_environment, run_hook
-from agent.link import ControllerLink
+from agent.failover.commands import CommandHandler
+from agent.failover.hooks import DRAIN_GRACE, hook_environment, run_hook
+from agent.link.channel import ControllerLink
+from agent.link.command_stream import CommandStream
 from hangwatch.grpcopts import server_options
-from hangwatch.localcluster import free_port
-from hangwatch.scratchfs import frozen
 from hangwatch.v1 import agent_service_pb2 as agent_pb
 from hangwatch.v1 import agent_service_pb2_grpc as agent_grpc
 from hangwatch.v1 import types_pb2 as pb
+from lab.localcluster import free_port
+from lab.scratchfs import frozen
 
 pytestmark = pytest.mark.timeout(60)
 

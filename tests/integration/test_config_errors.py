@@ -73,7 +73,7 @@ def test_bad_flag_value_names_the_flag(tmp_path):
     assert "--listen: key 'listen'" in result.stderr
 
 
-@pytest.mark.parametrize("program", ["controller", "agent", "hangwatch.ctl"])
+@pytest.mark.parametrize("program", ["controller", "agent", "hangwatchctl"])
 def test_plaintext_refused_off_loopback(tmp_path, program):
     if program == "controller":
         argv = ["--listen", "0.0.0.0:7443", "--data-dir", str(tmp_path), "--insecure"]

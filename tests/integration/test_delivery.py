@@ -19,8 +19,8 @@ from clusterkit import (
     synthetic_n,
 )
 
-from hangwatch.localcluster import LocalCluster, wait_for
 from hangwatch.v1 import types_pb2 as pb
+from lab.localcluster import LocalCluster, wait_for
 
 TOTAL = 10_000
 HOSTS = ("d1", "d2", "d3")

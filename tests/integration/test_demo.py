@@ -1,4 +1,4 @@
-"""The README's first command: `hangwatchctl demo` shows a real freeze detected and failed
+"""The README's first command: `python -m lab demo` shows a real freeze detected and failed
 over, and leaves nothing behind."""
 
 from __future__ import annotations
@@ -8,14 +8,14 @@ import sys
 
 from rootreq import require_root
 
-from hangwatch.scratchfs import loop_backing_files, mount_points
+from lab.scratchfs import loop_backing_files, mount_points
 
 
 def test_demo_detects_a_real_freeze_and_fails_over():
     require_root()
     loops_before, mounts_before = set(loop_backing_files()), mount_points()
     result = subprocess.run(
-        [sys.executable, "-m", "hangwatch.ctl", "demo", "--yes"],
+        [sys.executable, "-m", "lab", "demo", "--yes"],
         capture_output=True,
         text=True,
         timeout=180,

@@ -18,10 +18,10 @@ from lockups import hung_task_reports, loop_fs, stuck_writer
 from rootreq import require_root
 
 from hangwatch import pbtime
-from hangwatch.localcluster import LocalCluster, wait_for
-from hangwatch.scratchfs import MKFS, frozen
 from hangwatch.v1 import admin_service_pb2 as admin_pb
 from hangwatch.v1 import types_pb2 as pb
+from lab.localcluster import LocalCluster, wait_for
+from lab.scratchfs import MKFS, frozen
 
 HEARTBEAT = 0.5
 AGENT = {

@@ -28,8 +28,8 @@ from failoverkit import (
 from lockups import loop_fs
 from rootreq import require_root
 
-from hangwatch.localcluster import LocalCluster, wait_for
-from hangwatch.scratchfs import frozen
+from lab.localcluster import LocalCluster, wait_for
+from lab.scratchfs import frozen
 
 
 @contextlib.contextmanager

@@ -34,8 +34,8 @@ from lockups import loop_fs
 from netns import start_relays, veth_namespace
 from rootreq import require_root
 
-from hangwatch.localcluster import LocalCluster, Proc
-from hangwatch.scratchfs import freeze, thaw
+from lab.localcluster import LocalCluster, Proc
+from lab.scratchfs import freeze, thaw
 
 MEMBERS = ("h1", "h2", "h3")
 NETNS_MEMBER = "h3"

@@ -22,13 +22,13 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from controller.admin_api import AdminApi
-from controller.agent_api import AgentApi
+from controller.api.admin import AdminApi
+from controller.api.agent import AgentApi
 from hangwatch.ids import new_ulid
-from hangwatch.localcluster import LocalCluster
 from hangwatch.v1 import admin_service_pb2, agent_service_pb2
 from hangwatch.v1 import admin_service_pb2_grpc as admin_grpc
 from hangwatch.v1 import agent_service_pb2_grpc as agent_grpc
+from lab.localcluster import LocalCluster
 
 HOST = "fuzz-agent"
 # Replaced in the encoded request by as many 0xff bytes: invalid UTF-8 on the wire,

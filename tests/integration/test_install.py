@@ -46,7 +46,7 @@ def test_pip_install_into_fresh_venv_from_clean_clone(tmp_path):
         [
             str(venv / "bin" / "python"),
             "-c",
-            "import hangwatch.v1.admin_service_pb2, controller.sqlite_base as s;"
+            "import hangwatch.v1.admin_service_pb2, controller.store.sqlite.connection as s;"
             " print(len(s.migrations()))",
         ],
         cwd=elsewhere,
@@ -57,3 +57,13 @@ def test_pip_install_into_fresh_venv_from_clean_clone(tmp_path):
     )
     assert check.returncode == 0, check.stderr
     assert int(check.stdout) >= 1
+    # The lab (demo cluster, scratch filesystems, lab CA) stays in the source tree.
+    lab = subprocess.run(
+        [str(venv / "bin" / "python"), "-c", "import lab"],
+        cwd=elsewhere,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+    assert lab.returncode != 0 and "No module named 'lab'" in lab.stderr

@@ -9,7 +9,7 @@ import pytest
 from lockups import SYSCTL, hung_task_reports, kmsg_tail, loop_fs, stuck_writer, task_state
 from rootreq import require_root
 
-from hangwatch.scratchfs import MKFS, frozen, run
+from lab.scratchfs import MKFS, frozen, run
 
 pytestmark = [pytest.mark.root, pytest.mark.timeout(60)]
 HUNG_TASK_SETTINGS = ("hung_task_timeout_secs", "hung_task_warnings")

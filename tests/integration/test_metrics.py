@@ -9,7 +9,7 @@ from clusterkit import FAST_CONTROLLER, SYNTHETIC, Admin, burst_agent, stored_co
 from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 
-from hangwatch.localcluster import LocalCluster, free_port, wait_for
+from lab.localcluster import LocalCluster, free_port, wait_for
 
 
 def scrape(port: int) -> dict[str, Metric]:

@@ -17,7 +17,7 @@ from netns import start_relays, veth_namespace
 from rootreq import require_root
 
 from hangwatch import pbtime
-from hangwatch.localcluster import LocalCluster, wait_for
+from lab.localcluster import LocalCluster, wait_for
 
 OUTAGE = 30.0
 BURST, RATE = 4000, 100.0  # about 45 s of events: before, through and after the cut

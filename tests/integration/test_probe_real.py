@@ -16,10 +16,10 @@ import psutil
 import pytest
 from lockups import LoopFs
 
-from agent.probe import Outcome, ProbeResult, ProbeRunner, probe_signals
-from agent.probe_worker import PROBE_DIR
 from agent.signals import Kind
-from hangwatch.scratchfs import frozen, run, thaw
+from agent.workers.probe import Outcome, ProbeResult, ProbeRunner, probe_signals
+from agent.workers.probe_worker import PROBE_DIR
+from lab.scratchfs import frozen, run, thaw
 
 pytestmark = [pytest.mark.root, pytest.mark.timeout(60)]
 both_fstypes = pytest.mark.parametrize("loop_mount", ["ext4", "xfs"], indirect=True)
@@ -160,7 +160,7 @@ def test_close_leaves_a_stuck_child_that_dies_on_thaw(
             stuck = await runner.run_once()
             assert stuck.stuck_pid is not None
             began = time.monotonic()
-            with caplog.at_level(logging.WARNING, logger="agent.probe"):
+            with caplog.at_level(logging.WARNING, logger="agent.workers.probe"):
                 await runner.close(grace=0.2)
             assert time.monotonic() - began < 1.0
             assert f"leaving probe worker {stuck.stuck_pid}" in caplog.text
@@ -254,7 +254,9 @@ def test_garbage_answer_is_failed_and_the_worker_replaced(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     garbage = "import sys\nfor _ in sys.stdin: print('garbage', flush=True)"
-    monkeypatch.setattr("agent.probe.python_argv", lambda *_args: [sys.executable, "-c", garbage])
+    monkeypatch.setattr(
+        "agent.workers.probe.python_argv", lambda *_args: [sys.executable, "-c", garbage]
+    )
 
     async def scenario() -> None:
         runner = ProbeRunner(str(tmp_path), soft_deadline=SOFT, hard_deadline=HARD)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from hangwatch.localcluster import free_port
+from lab.localcluster import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 HOST = "storage1"

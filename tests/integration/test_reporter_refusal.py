@@ -15,14 +15,14 @@ import grpc
 
 from agent.config import AgentConfig, ControllerSettings, ReconnectSettings
 from agent.events import EventFactory, droppable
-from agent.link import ControllerLink
-from agent.outbox import Outbox
-from agent.reporter import Reporter
+from agent.link.channel import ControllerLink
+from agent.link.outbox import Outbox
+from agent.link.reporter import Reporter
 from agent.signals import Severity, Signal
-from agent.spool import Spool
-from hangwatch.localcluster import free_port
+from agent.workers.spool import Spool
 from hangwatch.v1 import agent_service_pb2 as agent_pb
 from hangwatch.v1 import agent_service_pb2_grpc as agent_grpc
+from lab.localcluster import free_port
 
 
 class Refusing(agent_grpc.AgentServiceServicer):

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from clusterkit import FAST_AGENT
 
-from hangwatch.localcluster import LocalCluster, Proc, free_port, wait_for
+from lab.localcluster import LocalCluster, Proc, free_port, wait_for
 
 WATCHDOG_USEC = 1_000_000  # pings expected every 0.5 s
 

@@ -11,10 +11,10 @@ from clusterkit import FAST_AGENT, Admin
 
 from hangwatch import pbtime
 from hangwatch.ids import new_ulid
-from hangwatch.localcluster import LocalCluster, wait_for
 from hangwatch.v1 import agent_service_pb2 as agent_pb
 from hangwatch.v1 import agent_service_pb2_grpc as agent_grpc
 from hangwatch.v1 import types_pb2 as pb
+from lab.localcluster import LocalCluster, wait_for
 
 
 def liveness_of(admin: Admin, host: str) -> str:

@@ -1,5 +1,5 @@
 """Mutual TLS end to end: a controller and agents as processes on loopback, with
-certificates from hangwatch.pki. Identities are proven, roles enforced, refusals
+certificates from lab.pki. Identities are proven, roles enforced, refusals
 audited, refused certificates named as such, and certificates rotate on SIGHUP."""
 
 from __future__ import annotations
@@ -21,12 +21,12 @@ from clusterkit import FAST_CONTROLLER
 from cryptography import x509
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from hangwatch import pki
 from hangwatch.ids import new_ulid
-from hangwatch.localcluster import LocalCluster, wait_for
 from hangwatch.v1 import admin_service_pb2 as admin_pb
 from hangwatch.v1 import admin_service_pb2_grpc as admin_grpc
 from hangwatch.v1 import types_pb2 as pb
+from lab import pki
+from lab.localcluster import LocalCluster, wait_for
 
 AGENT = {
     "heartbeat": {"interval_seconds": 0.3},
@@ -63,7 +63,7 @@ def refusals(cluster: LocalCluster) -> list[admin_pb.AuditEntry]:
 def ctl(
     cluster: LocalCluster, transport: list[str], *args: str
 ) -> subprocess.CompletedProcess[str]:
-    argv = [sys.executable, "-m", "hangwatch.ctl", "--controller", cluster.address]
+    argv = [sys.executable, "-m", "hangwatchctl", "--controller", cluster.address]
     return subprocess.run([*argv, *transport, *args], capture_output=True, text=True, timeout=60)
 
 
@@ -233,7 +233,7 @@ def test_tls_files_are_required_without_insecure(tmp_path):
     assert agent.returncode == 2
     assert "[controller] ca_file is not set" in agent.stderr
     ctl_run = subprocess.run(
-        [sys.executable, "-m", "hangwatch.ctl", "hosts"],
+        [sys.executable, "-m", "hangwatchctl", "hosts"],
         capture_output=True,
         text=True,
         timeout=60,
@@ -246,7 +246,7 @@ def test_tls_files_are_required_without_insecure(tmp_path):
         [
             sys.executable,
             "-m",
-            "hangwatch.ctl",
+            "hangwatchctl",
             "--insecure",
             "--controller",
             "192.0.2.1:1",

@@ -10,8 +10,8 @@ from clusterkit import FAST_CONTROLLER, Admin
 from failoverkit import check_safety, ctl_json, hook_runs, wait_healthy
 from upgradekit import NEW, OLD, controller, group, mount_of, start_host
 
-from hangwatch.localcluster import LocalCluster, wait_for
 from hangwatch.v1 import admin_service_pb2 as admin_pb
+from lab.localcluster import LocalCluster, wait_for
 
 IN_PROGRESS = {"DRAINING", "UPGRADING", "VERIFYING"}
 

@@ -12,10 +12,10 @@ from pathlib import Path
 import grpc
 from clusterkit import SYNTHETIC, Admin, burst_agent, stored_count
 
-from hangwatch.localcluster import LocalCluster, wait_for
 from hangwatch.v1 import admin_service_pb2 as admin_pb
 from hangwatch.v1 import admin_service_pb2_grpc as admin_grpc
 from hangwatch.v1 import types_pb2 as pb
+from lab.localcluster import LocalCluster, wait_for
 
 RECONNECTIONS = 20
 

@@ -14,14 +14,14 @@ import grpc
 import pytest
 from clusterkit import FAST_CONTROLLER, SYNTHETIC, Admin, burst_agent, stored_count
 
-from controller.webhook_payloads import SIGNATURE_HEADER, signature_ok
+from controller.notify.payloads import SIGNATURE_HEADER, signature_ok
 from hangwatch import pbtime
 from hangwatch.ids import new_ulid
-from hangwatch.localcluster import LocalCluster, free_port, wait_for
 from hangwatch.v1 import admin_service_pb2 as admin_pb
 from hangwatch.v1 import agent_service_pb2 as agent_pb
 from hangwatch.v1 import agent_service_pb2_grpc as agent_grpc
 from hangwatch.v1 import types_pb2 as pb
+from lab.localcluster import LocalCluster, free_port, wait_for
 
 SECRET = "s3cret"
 FAST_RETRY = {"backoff_base_seconds": 0.1, "backoff_cap_seconds": 0.5, "timeout_seconds": 2.0}

@@ -8,8 +8,8 @@ from pathlib import Path
 import grpc
 import pytest
 
-from controller import validate
-from controller.access import (
+from controller.api import validate
+from controller.api.access import (
     ADMIN_ROLES,
     ADMIN_SERVICE,
     AGENT_HOSTS,
@@ -20,13 +20,14 @@ from controller.access import (
     allows,
     host_of,
 )
+from controller.api.identity import Caller, Identify
+from controller.api.ratelimit import TokenBuckets
 from controller.config import ACCESS_ROLES, AccessSettings, LimitSettings
-from controller.identity import Caller, Identify
-from controller.ratelimit import TokenBuckets
-from hangwatch import pki, tls
+from hangwatch import tls
 from hangwatch.v1 import admin_service_pb2 as admin_pb
 from hangwatch.v1 import agent_service_pb2 as agent_pb
 from hangwatch.v1 import types_pb2 as pb
+from lab import pki
 
 
 def methods(module: object, service: str) -> set[str]:
@@ -143,7 +144,7 @@ def test_token_bucket_refills_and_forgets_idle_hosts(monkeypatch):
     assert [buckets.take("a") for _ in range(4)] == [True, True, True, False]
     now[0] += 0.5
     assert buckets.take("a") and not buckets.take("a")
-    monkeypatch.setattr("controller.ratelimit.MAX_KEYS", 2)
+    monkeypatch.setattr("controller.api.ratelimit.MAX_KEYS", 2)
     now[0] += 10
     for key in ("b", "c", "d"):
         buckets.take(key)

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from agent.commands import CommandBook, Verdict
+from agent.failover.commands import CommandBook, Verdict
 from hangwatch.v1 import types_pb2 as pb
 
 HOST = "h1"

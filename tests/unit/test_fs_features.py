@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from agent.inventory import fs_features
+from agent.host.inventory import fs_features
 
 
 def test_ext4_features_options_and_counters(tmp_path):

@@ -9,10 +9,10 @@ from pathlib import Path
 import psutil
 import pytest
 
-from agent import hooks
-from agent.commands import CommandHandler
 from agent.config import HookSettings
-from agent.hooks import OUTPUT_TAIL_BYTES, HookRun, hook_environment, output_tail, run_hook
+from agent.failover import hooks
+from agent.failover.commands import CommandHandler
+from agent.failover.hooks import OUTPUT_TAIL_BYTES, HookRun, hook_environment, output_tail, run_hook
 from hangwatch import pbtime
 from hangwatch.v1 import types_pb2 as pb
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from controller.audit import AuditRow
 from controller.failover.machine import Failover, Step
 from controller.failover.model import FState, Trigger
-from controller.incidents import markdown, timeline
-from controller.store import IncidentRow
+from controller.incidents.report import markdown, timeline
+from controller.store.interface import IncidentRow
 from hangwatch import pbtime
 from hangwatch.v1 import types_pb2 as pb
 

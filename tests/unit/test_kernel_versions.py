@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from controller.kernelversion import BadVersion, at_least, compare, parse, parse_range
+from controller.upgrades.kernelversion import BadVersion, at_least, compare, parse, parse_range
 
 # (older, newer): each pair as the distribution orders it.
 ORDERED = [

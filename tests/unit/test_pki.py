@@ -18,8 +18,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from cryptography.x509.verification import PolicyBuilder, Store
 
-from hangwatch import pki
-from hangwatch.ctl.cli import main
+from lab import pki
+from lab.cli import main
 
 
 @pytest.fixture(scope="module")
@@ -248,7 +248,7 @@ def test_cli_missing_ca(tmp_path):
     result = ctl("pki", "issue", "--dir", str(tmp_path), "--role", "agent", "h1")
     assert result.exit_code == 2
     assert "no CA here" in result.output
-    assert "hangwatchctl pki init" in result.output
+    assert "python -m lab pki init" in result.output
     assert list(tmp_path.iterdir()) == []
 
 

@@ -1,4 +1,4 @@
-"""The pure parts of agent.probe: histogram, report parsing, signals, /proc readers."""
+"""The pure parts of agent.workers.probe: histogram, report parsing, signals, /proc readers."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from agent.probe import (
+from agent.signals import Kind, Severity
+from agent.workers.probe import (
     DEFAULT_BUCKETS,
     LatencyHistogram,
     Outcome,
@@ -18,7 +19,6 @@ from agent.probe import (
     parse_report,
     probe_signals,
 )
-from agent.signals import Kind, Severity
 
 
 def test_histogram_is_cumulative_with_le_bounds_and_overflow() -> None:

@@ -6,8 +6,8 @@ import pytest
 
 from controller.failover.machine import Failover, approve
 from controller.failover.model import FState, Trigger
-from controller.sqlite_store import SQLiteStore
-from controller.store import FailoverCommit, GroupBusy
+from controller.store.interface import FailoverCommit, GroupBusy
+from controller.store.sqlite.store import SQLiteStore
 from hangwatch.ids import new_ulid
 
 
@@ -40,7 +40,7 @@ def test_a_second_open_failover_of_a_group_is_refused_atomically(tmp_path):
 
 def test_a_step_from_a_stale_record_is_refused(tmp_path):
     from controller.failover.machine import reject
-    from controller.store import StaleFailover
+    from controller.store.interface import StaleFailover
 
     store = SQLiteStore(tmp_path / "c.db")
     f = proposal()

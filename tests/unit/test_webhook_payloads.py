@@ -9,12 +9,10 @@ from pathlib import Path
 import pytest
 import tomli_w
 
-from controller import webhooks
 from controller.config import ControllerConfig, GroupSettings, WebhookSettings
-from controller.dbthread import DbThread
-from controller.eventbus import CursorBus
-from controller.sqlite_store import SQLiteStore
-from controller.webhook_payloads import (
+from controller.notify import webhooks
+from controller.notify.eventbus import CursorBus
+from controller.notify.payloads import (
     PD_DEDUP_MAX,
     PD_SUMMARY_MAX,
     SIGNATURE_HEADER,
@@ -27,13 +25,15 @@ from controller.webhook_payloads import (
     signature_ok,
     slack_payload,
 )
-from controller.webhooks import backoff_delay, group_of
+from controller.notify.webhooks import backoff_delay, group_of
+from controller.store.dbthread import DbThread
+from controller.store.sqlite.store import SQLiteStore
 from hangwatch import pbtime
 from hangwatch.config import load
-from hangwatch.ctl.render import to_dict
 from hangwatch.errors import ConfigError
 from hangwatch.ids import new_ulid
 from hangwatch.v1 import types_pb2 as pb
+from hangwatchctl.render import to_dict
 
 
 def event(

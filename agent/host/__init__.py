@@ -1,0 +1,1 @@
+"""What this host is: its inventory and the monitored mounts' descriptions."""

@@ -1,0 +1,2 @@
+"""The agent's link to the controller: channel, registration and heartbeats, event delivery,
+commands."""

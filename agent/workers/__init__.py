@@ -1,0 +1,2 @@
+"""Child processes that touch disks for the agent (probes, spool, state files), so that the
+agent itself never waits on one."""

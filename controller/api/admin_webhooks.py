@@ -1,0 +1,77 @@
+"""AdminService methods for webhook dead letters: list them, and requeue them (audited)."""
+
+from __future__ import annotations
+
+import time
+
+from controller.api import validate
+from controller.api.identity import caller
+from controller.api.rpc import Ctx, unary
+from controller.config import ControllerConfig
+from controller.notify.webhooks import Dispatcher
+from controller.store.dbthread import DbThread
+from controller.store.interface import Store
+from hangwatch import pbtime
+from hangwatch.v1 import admin_service_pb2 as admin_pb
+
+MAX_IDS = 1000
+
+
+class WebhookAdmin:
+    _store: Store
+    _db: DbThread
+    _config: ControllerConfig
+    _webhooks: Dispatcher | None
+
+    def _sink(self, name: str) -> None:
+        known = [w.name for w in self._config.webhooks]
+        if name and name not in known:
+            raise validate.Invalid(
+                "sink", f"no webhook sink {name[:80]!r} (known: {', '.join(known) or 'none'})"
+            )
+
+    @unary
+    async def ListDeadLetters(
+        self, request: admin_pb.ListDeadLettersRequest, context: Ctx
+    ) -> admin_pb.ListDeadLettersResponse:
+        self._sink(request.sink)
+        rows = await self._db.run(self._store.list_dead_letters, request.sink)
+        return admin_pb.ListDeadLettersResponse(
+            dead_letters=[
+                admin_pb.DeadLetter(
+                    id=r.id,
+                    sink=r.sink,
+                    event_id=r.event_id,
+                    attempts=r.attempts,
+                    last_error=r.last_error,
+                    failed_at=pbtime.timestamp(r.failed_at),
+                )
+                for r in rows
+            ]
+        )
+
+    @unary
+    async def RetryDeadLetters(
+        self, request: admin_pb.RetryDeadLettersRequest, context: Ctx
+    ) -> admin_pb.RetryDeadLettersResponse:
+        who = caller(context)
+        self._sink(request.sink)
+        if len(request.ids) > MAX_IDS:
+            raise validate.Invalid("ids", f"{len(request.ids)} ids, the limit is {MAX_IDS}")
+        now = time.time()
+        count = await self._db.run(
+            self._store.requeue_dead_letters, request.sink, list(request.ids), now
+        )
+        which = ", ".join(str(i) for i in request.ids) if request.ids else "all"
+        await self._db.run(
+            self._store.append_audit,
+            now,
+            who.name,
+            who.role,
+            "retry dead letters",
+            request.sink or "all sinks",
+            f"ids: {which[:500]}; requeued {count}",
+        )
+        if self._webhooks is not None:
+            self._webhooks.requeued(request.sink)
+        return admin_pb.RetryDeadLettersResponse(requeued=count)

@@ -1,0 +1,1 @@
+"""Telling the world: the event bus behind WatchEvents, and webhook delivery."""

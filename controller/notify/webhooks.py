@@ -1,0 +1,357 @@
+"""Webhook delivery: one queue and one worker per sink, so no sink can slow another.
+
+Ingest hands each stored event to `Dispatcher.offer`, which never blocks: it only
+pushes onto every sink's bounded in-memory queue (or drops it there when the queue
+is full). The store stays the truth: each worker keeps its sink's cursor in SQLite
+and, whenever its queue does not continue exactly from that cursor (a full queue,
+a restart, events handed over out of order), it reads on from the event log.
+Delivery is at least once; the `Idempotency-Key` header lets receivers drop repeats.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import heapq
+import http.client
+import logging
+import random
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from controller.config import ControllerConfig, WebhookSettings
+from controller.notify.eventbus import CursorBus
+from controller.notify.payloads import (
+    SEVERITY_VALUE,
+    Payload,
+    json_payload,
+    mount_key,
+    pagerduty_action,
+    pagerduty_payload,
+    retryable,
+    slack_payload,
+)
+from controller.store.dbthread import DbThread
+from controller.store.interface import DeadLetterRow, Store
+from hangwatch.errors import ConfigError
+from hangwatch.v1 import admin_service_pb2 as admin_pb
+from hangwatch.v1 import types_pb2 as pb
+
+log = logging.getLogger(__name__)
+
+STORE_BATCH = 500
+# An idle worker looks at the store this often even without a wake-up.
+RECHECK_SECONDS = 1.0
+ERROR_MAX = 1000
+
+
+class Refused(Exception):
+    """The receiver said no for good (a 4xx other than 429, a redirect): no retry."""
+
+
+class Transient(Exception):
+    """Worth another attempt: a network error, a timeout, 429 or 5xx."""
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """A redirected POST would be resent as a GET without its body: refuse instead."""
+
+    def redirect_request(self, *args: object, **kwargs: object) -> None:
+        return None
+
+
+_OPENER = urllib.request.build_opener(_NoRedirect())
+
+
+def post(url: str, payload: Payload, timeout: float) -> None:
+    """One blocking POST (run in a thread); raises Refused or Transient unless 2xx."""
+    request = urllib.request.Request(url, data=payload.body, headers=payload.headers)
+    try:
+        with _OPENER.open(request, timeout=timeout) as response:
+            response.read()
+    except urllib.error.HTTPError as exc:
+        text = exc.read(200).decode("utf-8", "replace").strip()
+        detail = f"HTTP {exc.code} {exc.reason}" + (f": {text}" if text else "")
+        raise (Transient if retryable(exc.code) else Refused)(detail) from None
+    except urllib.error.URLError as exc:
+        raise Transient(str(exc.reason)) from None
+    except (OSError, http.client.HTTPException) as exc:
+        raise Transient(str(exc) or type(exc).__name__) from None
+
+
+def backoff_delay(attempt: int, base: float, cap: float) -> float:
+    """Seconds before attempt `attempt + 1`: doubling from `base`, capped, with jitter
+    (half to all of it) so sinks recovering together are not hit in lock-step."""
+    return min(cap, base * 2.0 ** (attempt - 1)) * random.uniform(0.5, 1.0)
+
+
+@dataclass
+class Outcome:
+    delivered: bool
+    attempts: int
+    error: str = ""
+
+
+def group_of(config: ControllerConfig, host_id: str, mount: str) -> str:
+    """The group a host's mount serves (or, failing that, any group of the host)."""
+    member = [g for g in config.groups if host_id in g.members]
+    exact = [g for g in member if mount in g.mounts]
+    return (exact or member)[0].name if member else ""
+
+
+def _secret(settings: WebhookSettings) -> bytes:
+    if not settings.secret_file:
+        return settings.secret.encode()
+    try:
+        return Path(settings.secret_file).read_bytes().strip()
+    except OSError as exc:
+        raise ConfigError(
+            f"webhook {settings.name}: cannot read secret_file {settings.secret_file}: "
+            f"{exc.strerror}"
+        ) from None
+
+
+class SinkWorker:
+    def __init__(
+        self,
+        settings: WebhookSettings,
+        store: Store,
+        db: DbThread,
+        bus: CursorBus,
+        config: ControllerConfig,
+    ) -> None:
+        self.settings = settings
+        self.name = settings.name
+        self._secret = _secret(settings)
+        self._min_severity = SEVERITY_VALUE[settings.min_severity]
+        self._kinds = frozenset(settings.kinds)
+        self._store = store
+        self._db = db
+        self._bus = bus
+        self._config = config
+        self._queue: list[tuple[int, str, pb.Event]] = []
+        self._woken = asyncio.Event()
+        self._requeued = True  # dead letters requeued before a restart are resent too
+        self.cursor = 0
+        self._saved = 0
+        # The highest cursor ever offered: ingest may offer before the bus moves.
+        self._offered = 0
+        # Read by the metrics collector.
+        self.delivered = 0
+        self.failures = 0
+        self.dead_letters = 0
+
+    @property
+    def queued(self) -> int:
+        return len(self._queue)
+
+    def offer(self, events: Sequence[pb.Event]) -> None:
+        """Called by ingest with newly stored events; never blocks."""
+        if len(self._queue) + len(events) <= self.settings.queue_events:
+            for event in events:
+                heapq.heappush(self._queue, (event.cursor, event.id, event))
+        if events:
+            self._offered = max(self._offered, events[-1].cursor)
+        self._woken.set()
+
+    def requeued(self) -> None:
+        self._requeued = True
+        self._woken.set()
+
+    def wants(self, event: pb.Event) -> bool:
+        if event.severity < self._min_severity:
+            return False
+        if self._kinds and event.kind not in self._kinds:
+            return False
+        return self.settings.kind != "pagerduty" or pagerduty_action(event) is not None
+
+    async def run(self) -> None:
+        self.cursor = self._saved = await self._db.run(self._store.start_webhook, self.name)
+        log.info(
+            "webhook %s (%s) resumes after cursor %d", self.name, self.settings.kind, self.cursor
+        )
+        while True:
+            self._woken.clear()
+            if self._requeued:
+                self._requeued = False
+                for letter in await self._db.run(self._store.requeued_dead_letters, self.name):
+                    await self._resend(letter)
+            batch = self._from_memory() or await self._from_store()
+            if not batch:
+                await self._sleep()
+                continue
+            for event in batch:
+                await self._handle(event)
+            if self.cursor != self._saved:
+                await self._db.run(self._store.set_webhook_cursor, self.name, self.cursor)
+                self._saved = self.cursor
+
+    async def _sleep(self) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._woken.wait(), RECHECK_SECONDS)
+
+    def _from_memory(self) -> list[pb.Event]:
+        """Queued events that continue exactly from the cursor (the log is gapless)."""
+        while self._queue and self._queue[0][0] <= self.cursor:
+            heapq.heappop(self._queue)
+        out: list[pb.Event] = []
+        expected = self.cursor + 1
+        while self._queue and self._queue[0][0] == expected:
+            out.append(heapq.heappop(self._queue)[2])
+            expected += 1
+        return out
+
+    async def _from_store(self) -> list[pb.Event]:
+        if max(self._bus.cursor, self._offered) <= self.cursor:
+            return []
+        return await self._db.run(
+            self._store.list_events, admin_pb.EventFilter(), self.cursor, STORE_BATCH
+        )
+
+    async def _handle(self, event: pb.Event) -> None:
+        if self.wants(event):
+            outcome = await self._send(event)
+            if outcome.delivered:
+                await self._db.run(self._store.set_webhook_cursor, self.name, event.cursor)
+            else:
+                await self._db.run(
+                    self._store.add_dead_letter,
+                    self.name,
+                    event.id,
+                    outcome.attempts,
+                    outcome.error,
+                    time.time(),
+                    event.cursor,
+                )
+            self._saved = event.cursor
+        self.cursor = event.cursor
+
+    async def _resend(self, letter: DeadLetterRow) -> None:
+        found = await self._db.run(
+            self._store.list_events, admin_pb.EventFilter(), letter.cursor - 1, 1
+        )
+        outcome = await self._send(found[0])
+        await self._db.run(
+            self._store.settle_dead_letter,
+            letter.id,
+            outcome.delivered,
+            outcome.attempts,
+            outcome.error,
+            time.time(),
+        )
+        log.info(
+            "webhook %s: dead letter %d (event %s) %s",
+            self.name,
+            letter.id,
+            letter.event_id,
+            "delivered" if outcome.delivered else f"failed again: {outcome.error}",
+        )
+
+    async def _send(self, event: pb.Event) -> Outcome:
+        """Every attempt at one event; a dead letter is the caller's to write."""
+        payload = await self._payload(event)
+        s = self.settings
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                await asyncio.to_thread(post, s.url, payload, s.timeout_seconds)
+            except (Refused, Transient) as exc:
+                self.failures += 1
+                error = str(exc)[:ERROR_MAX]
+                if isinstance(exc, Refused) or attempt >= s.max_attempts:
+                    self.dead_letters += 1
+                    log.error(
+                        "webhook %s: event %s is a dead letter after %d attempt(s): %s",
+                        self.name,
+                        event.id,
+                        attempt,
+                        error,
+                    )
+                    return Outcome(False, attempt, error)
+                delay = backoff_delay(attempt, s.backoff_base_seconds, s.backoff_cap_seconds)
+                log.warning(
+                    "webhook %s: attempt %d for event %s failed: %s; retrying in %.1fs",
+                    self.name,
+                    attempt,
+                    event.id,
+                    error,
+                    delay,
+                )
+                await asyncio.sleep(delay)
+            else:
+                self.delivered += 1
+                await self._delivered(event)
+                return Outcome(True, attempt)
+
+    async def _payload(self, event: pb.Event) -> Payload:
+        s = self.settings
+        if s.kind == "json":
+            return json_payload(event, self._secret)
+        if s.kind == "slack":
+            return slack_payload(event)
+        action = pagerduty_action(event)
+        assert action is not None  # wants() let only triggers and resolves through
+        group = group_of(self._config, event.host_id, event.mount)
+        if action == "trigger":
+            incident = await self._db.run(self._store.open_incident_for, group) if group else None
+            key = incident.id if incident else mount_key(event)
+            await self._db.run(
+                self._store.set_alert_key, self.name, event.host_id, event.mount, key
+            )
+        else:
+            known = await self._db.run(self._store.alert_key, self.name, event.host_id, event.mount)
+            key = known or mount_key(event)
+        return pagerduty_payload(event, s.routing_key, action, key, group)
+
+    async def _delivered(self, event: pb.Event) -> None:
+        if self.settings.kind == "pagerduty" and pagerduty_action(event) == "resolve":
+            await self._db.run(
+                self._store.set_alert_key, self.name, event.host_id, event.mount, None
+            )
+
+
+class Dispatcher:
+    """All sinks of the controller; ingest's one entry point is `offer`."""
+
+    def __init__(
+        self, config: ControllerConfig, store: Store, db: DbThread, bus: CursorBus
+    ) -> None:
+        self.workers = {s.name: SinkWorker(s, store, db, bus, config) for s in config.webhooks}
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def offer(self, events: Sequence[pb.Event]) -> None:
+        for worker in self.workers.values():
+            worker.offer(events)
+
+    def requeued(self, sink: str) -> None:
+        for worker in self.workers.values():
+            if not sink or worker.name == sink:
+                worker.requeued()
+
+    def start(self) -> None:
+        self._tasks = [
+            asyncio.create_task(_supervised(w), name=f"webhook-{w.name}")
+            for w in self.workers.values()
+        ]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+async def _supervised(worker: SinkWorker) -> None:
+    """A bug or a store hiccup restarts the worker from its saved cursor, not the controller."""
+    while True:
+        try:
+            await worker.run()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("webhook %s worker failed; restarting it from the store", worker.name)
+            await asyncio.sleep(RECHECK_SECONDS)

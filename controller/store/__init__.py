@@ -1,0 +1,1 @@
+"""What the controller keeps: the store interface, and its SQLite implementation."""

@@ -1,0 +1,61 @@
+"""The append-only, hash-chained audit table (invariant 5)."""
+
+from __future__ import annotations
+
+from controller.audit import GENESIS, AuditRow, entry_hash
+from controller.store.sqlite.connection import SQLiteBase
+
+_COLUMNS = "seq, at, actor, role, action, target, detail, allowed, prev_hash, hash"
+
+
+class AuditTable(SQLiteBase):
+    def append_audit(
+        self,
+        at: float,
+        actor: str,
+        role: str,
+        action: str,
+        target: str,
+        detail: str,
+        allowed: bool = True,
+    ) -> AuditRow:
+        with self._tx() as db:
+            last = db.execute("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
+            seq, prev = (last[0] + 1, last[1]) if last else (1, GENESIS)
+            row = AuditRow(
+                seq,
+                at,
+                actor,
+                role,
+                action,
+                target,
+                detail,
+                allowed,
+                prev,
+                entry_hash(prev, seq, at, actor, role, action, target, detail, allowed),
+            )
+            db.execute(
+                f"INSERT INTO audit ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                (
+                    row.seq,
+                    row.at,
+                    row.actor,
+                    row.role,
+                    row.action,
+                    row.target,
+                    row.detail,
+                    int(row.allowed),
+                    row.prev_hash,
+                    row.hash,
+                ),
+            )
+        return row
+
+    def list_audit(self, since_seq: int = 0, limit: int = 1000) -> list[AuditRow]:
+        rows = self._db.execute(
+            f"SELECT {_COLUMNS} FROM audit WHERE seq > ? ORDER BY seq LIMIT ?", (since_seq, limit)
+        )
+        return [
+            AuditRow(seq, at, actor, role, action, target, detail, bool(allowed), prev, hash_)
+            for seq, at, actor, role, action, target, detail, allowed, prev, hash_ in rows
+        ]

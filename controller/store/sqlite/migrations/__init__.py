@@ -1,0 +1,1 @@
+"""Schema migrations, applied in file-name order (NNNN_name.sql)."""

@@ -1,0 +1,175 @@
+"""The embedded store: one SQLite file (see .connection), hosts and events."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from controller.store.interface import HostRecord
+from controller.store.sqlite.failovers import FailoverTables
+from controller.store.sqlite.ops import OpsTables
+from controller.store.sqlite.upgrades import UpgradeTables
+from controller.store.sqlite.webhooks import WebhookTables
+from hangwatch import pbtime
+from hangwatch.v1 import admin_service_pb2 as admin_pb
+from hangwatch.v1 import agent_service_pb2 as agent_pb
+from hangwatch.v1 import types_pb2 as pb
+
+log = logging.getLogger(__name__)
+
+
+class SQLiteStore(FailoverTables, OpsTables, WebhookTables, UpgradeTables):
+    """Hosts and events here; the other tables live in their own mixins."""
+
+    # Hosts.
+
+    def register_host(self, request: agent_pb.RegisterRequest, now: float) -> None:
+        """Creates or refreshes a host; a new kernel ends its 'needs clear' mark.
+
+        A host a failover moved away from stays ineligible until a person clears it,
+        or until it comes back on a different kernel (the clean start that sbd uses).
+        """
+        with self._tx() as db:
+            before = self.get_host(request.host_id)
+            kernel_changed = (
+                before is not None
+                and before.registration.inventory.kernel_release != request.inventory.kernel_release
+            )
+            db.execute(
+                """INSERT INTO hosts (host_id, boot_id, agent_version, registered_at,
+                     registration) VALUES (?, ?, ?, ?, ?)
+                   ON CONFLICT (host_id) DO UPDATE SET boot_id = excluded.boot_id,
+                     agent_version = excluded.agent_version,
+                     registered_at = excluded.registered_at,
+                     registration = excluded.registration""",
+                (
+                    request.host_id,
+                    request.boot_id,
+                    request.agent_version,
+                    now,
+                    request.SerializeToString(),
+                ),
+            )
+            if kernel_changed:
+                db.execute(
+                    "UPDATE hosts SET needs_clear = '' WHERE host_id = ?", (request.host_id,)
+                )
+
+    def record_heartbeat(self, request: agent_pb.HeartbeatRequest, now: float) -> bool:
+        cur = self._db.execute(
+            "UPDATE hosts SET last_heartbeat_at = ?, last_heartbeat = ? "
+            "WHERE host_id = ? AND boot_id = ?",
+            (now, request.SerializeToString(), request.host_id, request.boot_id),
+        )
+        return cur.rowcount == 1
+
+    def get_host(self, host_id: str) -> HostRecord | None:
+        row = self._db.execute(_HOST_SELECT + " WHERE host_id = ?", (host_id,)).fetchone()
+        return _host(row) if row else None
+
+    def list_hosts(self) -> list[HostRecord]:
+        return [_host(r) for r in self._db.execute(_HOST_SELECT + " ORDER BY host_id")]
+
+    # Events.
+
+    def add_events(self, events: Sequence[pb.Event], now: float) -> list[pb.Event]:
+        rows = []
+        for event in events:
+            body = pb.Event()
+            body.CopyFrom(event)
+            body.ClearField("cursor")
+            body.ClearField("received_at")
+            rows.append(
+                (
+                    event.id,
+                    event.host_id,
+                    event.host_seq,
+                    event.mount,
+                    event.kind,
+                    event.severity,
+                    pbtime.seconds(event.occurred_at),
+                    now,
+                    body.SerializeToString(),
+                )
+            )
+        with self._tx() as db:
+            before = self.last_cursor()
+            db.executemany(
+                """INSERT OR IGNORE INTO events (id, host_id, host_seq, mount, kind, severity,
+                     occurred_at, received_at, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                rows,
+            )
+            # One writer: the rows past `before` are exactly the ones this call stored.
+            cursors = dict(db.execute("SELECT id, cursor FROM events WHERE cursor > ?", (before,)))
+        stored = []
+        for event in events:
+            cursor = cursors.pop(event.id, None)
+            if cursor is not None:
+                copy = pb.Event()
+                copy.CopyFrom(event)
+                copy.cursor = cursor
+                copy.received_at.CopyFrom(pbtime.timestamp(now))
+                stored.append(copy)
+        return stored
+
+    def list_events(
+        self,
+        flt: admin_pb.EventFilter,
+        since_cursor: int,
+        limit: int,
+        newest_first: bool = False,
+    ) -> list[pb.Event]:
+        where = ["cursor > ?"]
+        args: list[object] = [since_cursor]
+        for column, value in (("host_id", flt.host_id), ("kind", flt.kind), ("mount", flt.mount)):
+            if value:
+                where.append(f"{column} = ?")
+                args.append(value)
+        if flt.min_severity:
+            where.append("severity >= ?")
+            args.append(int(flt.min_severity))
+        order = "DESC" if newest_first else "ASC"
+        sql = (
+            f"SELECT cursor, received_at, body FROM events WHERE {' AND '.join(where)} "
+            f"ORDER BY cursor {order} LIMIT ?"
+        )
+        out = []
+        for cursor, received_at, body in self._db.execute(sql, (*args, limit)):
+            event = pb.Event.FromString(body)
+            event.cursor = cursor
+            event.received_at.CopyFrom(pbtime.timestamp(received_at))
+            out.append(event)
+        return out
+
+    def last_host_seq(self, host_id: str) -> int:
+        row = self._db.execute(
+            "SELECT max(host_seq) FROM events WHERE host_id = ?", (host_id,)
+        ).fetchone()
+        return int(row[0] or 0)
+
+    def last_cursor(self) -> int:
+        row = self._db.execute("SELECT max(cursor) FROM events").fetchone()
+        return int(row[0] or 0)
+
+
+_HOST_SELECT = (
+    "SELECT host_id, boot_id, agent_version, registered_at, last_heartbeat_at, "
+    "registration, last_heartbeat, needs_clear FROM hosts"
+)
+
+
+def _host(row: tuple[Any, ...]) -> HostRecord:
+    host_id, boot_id, version, registered_at, hb_at, registration, heartbeat, clear = row
+    return HostRecord(
+        host_id=host_id,
+        boot_id=boot_id,
+        agent_version=version,
+        registered_at=registered_at,
+        last_heartbeat_at=hb_at,
+        registration=agent_pb.RegisterRequest.FromString(registration),
+        last_heartbeat=(
+            None if heartbeat is None else agent_pb.HeartbeatRequest.FromString(heartbeat)
+        ),
+        needs_clear=clear,
+    )

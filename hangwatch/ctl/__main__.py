@@ -1,3 +1,0 @@
-from hangwatch.ctl.cli import main
-
-main()

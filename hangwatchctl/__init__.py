@@ -1,0 +1,1 @@
+"""hangwatchctl: the SRE's command line for the hangwatch controller."""

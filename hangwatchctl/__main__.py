@@ -1,0 +1,3 @@
+from hangwatchctl.cli import main
+
+main()

@@ -1,0 +1,314 @@
+"""hangwatchctl commands that steer failover: groups, failover, switchover, maintenance,
+automation, host clear, audit."""
+
+from __future__ import annotations
+
+import datetime
+
+import click
+
+from hangwatch import pbtime
+from hangwatch.cliutil import EXIT_REFUSED, fail
+from hangwatch.v1 import admin_service_pb2 as admin_pb
+from hangwatchctl import render
+from hangwatchctl.client import Target
+
+REASON = click.option("--reason", required=True, help="Why: it goes into the audit log.")
+
+
+def _target() -> Target:
+    return click.get_current_context().find_root().obj  # type: ignore[no-any-return]
+
+
+def _show_failover(f: admin_pb.Failover) -> None:
+    if render.wants_json(click.get_current_context()):
+        render.print_json(f)
+    else:
+        click.echo(render.failover_detail(f))
+
+
+def parse_time(text: str) -> float:
+    """An ISO 8601 time ('2026-11-28T22:00', local time unless it carries an offset) or
+    '+30m' / '+2h' from now."""
+    if text.startswith("+") and text[-1:] in ("s", "m", "h") and text[1:-1].isdigit():
+        seconds = int(text[1:-1]) * {"s": 1, "m": 60, "h": 3600}[text[-1]]
+        return datetime.datetime.now().timestamp() + seconds
+    try:
+        return datetime.datetime.fromisoformat(text).timestamp()
+    except ValueError:
+        raise click.BadParameter(f"{text!r} is neither an ISO time nor +N(s|m|h)") from None
+
+
+@click.command()
+@click.pass_context
+def groups(ctx: click.Context) -> None:
+    """List groups: members, primary, epoch, mode."""
+    response = _target().call("ListGroups", admin_pb.ListGroupsRequest())
+    if render.wants_json(ctx):
+        render.print_json(response)
+        return
+    click.echo(render.groups_table(response.groups))
+    click.echo(f"\nautomation: {'on' if response.automation_enabled else 'OFF'}")
+
+
+@click.group()
+def failover() -> None:
+    """Propose, approve and follow failovers."""
+
+
+@failover.command("propose")
+@click.argument("group")
+@click.option("--to", "to_host", metavar="HOST", help="The target (default: the best member).")
+@REASON
+@click.option("--dry-run", is_flag=True, help="Show the plan and why; change nothing.")
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Allow an ineligible target named with --to (at risk, ...): audited.",
+)
+def failover_propose(
+    group: str, to_host: str | None, reason: str, dry_run: bool, force: bool
+) -> None:
+    """Propose moving GROUP's service off its primary."""
+    if force and not to_host:
+        raise click.UsageError("--force needs --to HOST")
+    f = _target().call(
+        "ProposeFailover",
+        admin_pb.ProposeFailoverRequest(
+            group=group, to_host=to_host or "", reason=reason, dry_run=dry_run, force=force
+        ),
+    )
+    _show_failover(f)
+
+
+@failover.command("approve")
+@click.argument("failover_id", metavar="ID")
+@click.option("--reason", default="", help="Optional note for the audit log.")
+def failover_approve(failover_id: str, reason: str) -> None:
+    """Approve a proposed failover: it proceeds at once (demote or fence, then promote)."""
+    _show_failover(
+        _target().call(
+            "ApproveFailover", admin_pb.ApproveFailoverRequest(id=failover_id, reason=reason)
+        )
+    )
+
+
+@failover.command("reject")
+@click.argument("failover_id", metavar="ID")
+@REASON
+def failover_reject(failover_id: str, reason: str) -> None:
+    """Reject a proposed failover."""
+    _show_failover(
+        _target().call(
+            "RejectFailover", admin_pb.RejectFailoverRequest(id=failover_id, reason=reason)
+        )
+    )
+
+
+@failover.command("cancel")
+@click.argument("failover_id", metavar="ID")
+@REASON
+def failover_cancel(failover_id: str, reason: str) -> None:
+    """Cancel a failover that has not started fencing (or whose fencing failed)."""
+    _show_failover(
+        _target().call(
+            "CancelFailover", admin_pb.CancelFailoverRequest(id=failover_id, reason=reason)
+        )
+    )
+
+
+@failover.command("confirm-fenced")
+@click.argument("failover_id", metavar="ID")
+@REASON
+@click.option(
+    "--confirm",
+    "confirm_host",
+    metavar="HOST",
+    help="The old primary's host id, typed to confirm it is off (asked if omitted).",
+)
+def failover_confirm_fenced(failover_id: str, reason: str, confirm_host: str | None) -> None:
+    """State that the old primary is off, so a FENCE_FAILED failover may promote.
+
+    Only do this after checking by hand (console, PDU, BMC) that the old primary
+    cannot write any more: two primaries at once is what fencing prevents.
+    """
+    target = _target()
+    f = target.call("GetFailover", admin_pb.GetFailoverRequest(id=failover_id))
+    if confirm_host is None:
+        confirm_host = click.prompt(
+            f"Type the host id of the old primary ({f.from_host}) to confirm it is off"
+        )
+    _show_failover(
+        target.call(
+            "ConfirmFenced",
+            admin_pb.ConfirmFencedRequest(id=failover_id, confirm_host=confirm_host, reason=reason),
+        )
+    )
+
+
+@failover.command("list")
+@click.option("--group", default="", help="Only this group's failovers.")
+@click.option("--active", is_flag=True, help="Only failovers still in progress.")
+@click.option("--limit", type=click.IntRange(1, 1000), default=50, show_default=True)
+@click.pass_context
+def failover_list(ctx: click.Context, group: str, active: bool, limit: int) -> None:
+    """List failovers, newest first."""
+    response = _target().call(
+        "ListFailovers", admin_pb.ListFailoversRequest(group=group, active_only=active, limit=limit)
+    )
+    if render.wants_json(ctx):
+        render.print_json(response)
+    else:
+        click.echo(render.failovers_table(response.failovers))
+
+
+@failover.command("show")
+@click.argument("failover_id", metavar="ID")
+def failover_show(failover_id: str) -> None:
+    """A failover's steps, and why its target was chosen over each other member."""
+    _show_failover(_target().call("GetFailover", admin_pb.GetFailoverRequest(id=failover_id)))
+
+
+@failover.command("ack")
+@click.argument("group")
+@REASON
+def failover_ack(group: str, reason: str) -> None:
+    """End GROUP's anti-flap block early, so policy may approve its next failover."""
+    g = _target().call("AckGroup", admin_pb.AckGroupRequest(group=group, reason=reason))
+    click.echo(f"{g.name}: automatic failover allowed again")
+
+
+@click.command()
+@click.argument("group")
+@click.option("--to", "to_host", metavar="HOST", required=True, help="The new primary.")
+@click.option("--at", "at", metavar="TIME", help="When: ISO time or +30m (default: now).")
+@click.option("--reason", default="", help="Why (default: planned switchover).")
+@click.option("--force", is_flag=True, help="Allow an ineligible target: audited.")
+def switchover(group: str, to_host: str, at: str | None, reason: str, force: bool) -> None:
+    """Planned move of GROUP's healthy primary to HOST: demote first, then promote."""
+    request = admin_pb.SwitchoverRequest(group=group, to_host=to_host, reason=reason, force=force)
+    if at:
+        request.at.CopyFrom(pbtime.timestamp(parse_time(at)))
+    _show_failover(_target().call("Switchover", request))
+
+
+@click.command()
+@click.argument("state", type=click.Choice(["on", "off"]))
+@click.option("--host", "host_id", metavar="HOST", help="One host.")
+@click.option("--group", metavar="GROUP", help="One group.")
+@click.option("--cluster", is_flag=True, help="The whole cluster.")
+@REASON
+@click.option("--until", metavar="TIME", help="Ends by itself then: ISO time or +2h.")
+def maintenance(
+    state: str,
+    host_id: str | None,
+    group: str | None,
+    cluster: bool,
+    reason: str,
+    until: str | None,
+) -> None:
+    """Turn maintenance on or off: no automatic action while it is on."""
+    chosen = [x for x in (host_id, group, cluster or None) if x]
+    if len(chosen) != 1:
+        raise click.UsageError("give exactly one of --host HOST, --group GROUP, --cluster")
+    scope = (
+        admin_pb.MAINTENANCE_SCOPE_HOST
+        if host_id
+        else admin_pb.MAINTENANCE_SCOPE_GROUP
+        if group
+        else admin_pb.MAINTENANCE_SCOPE_CLUSTER
+    )
+    request = admin_pb.SetMaintenanceRequest(
+        scope=scope, target=host_id or group or "", enabled=state == "on", reason=reason
+    )
+    if until:
+        request.until.CopyFrom(pbtime.timestamp(parse_time(until)))
+    m = _target().call("SetMaintenance", request)
+    where = m.target or "cluster"
+    click.echo(f"maintenance {state} for {where}")
+
+
+@click.command()
+@click.argument("state", type=click.Choice(["on", "off"]))
+@REASON
+def automation(state: str, reason: str) -> None:
+    """Switch automatic failover approval on or off for the whole cluster."""
+    r = _target().call(
+        "SetAutomation", admin_pb.SetAutomationRequest(enabled=state == "on", reason=reason)
+    )
+    click.echo(f"automation {'on' if r.enabled else 'off'}")
+
+
+@click.command("clear")
+@click.argument("host_id", metavar="HOST")
+@REASON
+def host_clear(host_id: str, reason: str) -> None:
+    """Make HOST a failover target again after a failover moved away from it."""
+    _target().call("ClearHost", admin_pb.ClearHostRequest(host_id=host_id, reason=reason))
+    click.echo(f"{host_id} cleared")
+
+
+@click.command()
+@click.option("--verify", "check", is_flag=True, help="Check the hash chain; exit 1 if broken.")
+@click.option("--since", type=click.IntRange(min=0), default=0, help="Entries after this seq.")
+@click.pass_context
+def audit(ctx: click.Context, check: bool, since: int) -> None:
+    """The audit log: every proposal, approval, override and maintenance change."""
+    target = _target()
+    if check:
+        result = target.call("VerifyAudit", admin_pb.VerifyAuditRequest())
+        if render.wants_json(ctx):
+            render.print_json(result)
+        elif result.ok:
+            click.echo(f"audit log intact: {result.entries} entries")
+        if not result.ok:
+            fail(f"audit log broken at row {result.bad_seq}: {result.detail}", EXIT_REFUSED)
+        return
+    response = target.call("ListAudit", admin_pb.ListAuditRequest(since_seq=since))
+    if render.wants_json(ctx):
+        render.print_json(response)
+    else:
+        click.echo(render.audit_table(response.entries))
+
+
+@click.group()
+def incident() -> None:
+    """Lockup incidents: their timelines, and status-page updates written from them."""
+
+
+@incident.command("list")
+@click.option("--open", "open_only", is_flag=True, help="Only incidents still open.")
+@click.pass_context
+def incident_list(ctx: click.Context, open_only: bool) -> None:
+    """List incidents, newest first."""
+    response = _target().call("ListIncidents", admin_pb.ListIncidentsRequest(open_only=open_only))
+    if render.wants_json(ctx):
+        render.print_json(response)
+    else:
+        click.echo(render.incidents_table(response.incidents))
+
+
+@incident.command("show")
+@click.argument("incident_id", metavar="ID")
+@click.option(
+    "-o",
+    "--output",
+    "fmt",
+    type=click.Choice(["table", "json", "markdown"]),
+    default=None,
+    help="markdown: a status-page update for customers.",
+)
+@click.pass_context
+def incident_show(ctx: click.Context, incident_id: str, fmt: str | None) -> None:
+    """An incident's timeline: signals, failover steps and decisions, in order."""
+    fmt = fmt or ("json" if render.wants_json(ctx) else "table")
+    found = _target().call(
+        "GetIncident",
+        admin_pb.GetIncidentRequest(id=incident_id, format="markdown" if fmt == "markdown" else ""),
+    )
+    if fmt == "markdown":
+        click.echo(found.rendered, nl=False)
+    elif fmt == "json":
+        render.print_json(found)
+    else:
+        click.echo(render.incident_detail(found))
