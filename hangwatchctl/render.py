@@ -12,22 +12,16 @@ from collections.abc import Sequence
 from typing import Any
 
 import click
-from google.protobuf import json_format
 from google.protobuf.message import Message
 
 from hangwatch import pbtime
+from hangwatch.messages import enum_label, to_dict
 from hangwatch.v1 import admin_service_pb2 as admin_pb
 from hangwatch.v1 import types_pb2 as pb
 
 
 def wants_json(ctx: click.Context) -> bool:
     return bool(ctx.meta.get("output") == "json")
-
-
-def to_dict(message: Message) -> dict[str, Any]:
-    return json_format.MessageToDict(
-        message, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
-    )
 
 
 def print_json(message: Message, ndjson: bool = False) -> None:
@@ -47,10 +41,6 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     return "\n".join(lines)
 
 
-def enum_name(enum: Any, value: int, prefix: str) -> str:
-    return str(enum.Name(value)).removeprefix(prefix)
-
-
 def age(seconds: float) -> str:
     if seconds < 60:
         return f"{seconds:.1f}s"
@@ -66,13 +56,11 @@ def when(ts: Any) -> str:
 def hosts_table(hosts: Sequence[admin_pb.Host]) -> str:
     rows = []
     for h in hosts:
-        health = ", ".join(
-            f"{m.mount} {enum_name(pb.HealthState, m.state, 'HEALTH_STATE_')}" for m in h.health
-        )
+        health = ", ".join(f"{m.mount} {enum_label(pb.HealthState, m.state)}" for m in h.health)
         rows.append(
             [
                 h.host_id,
-                enum_name(pb.Liveness, h.liveness, "LIVENESS_"),
+                enum_label(pb.Liveness, h.liveness),
                 age(pbtime.seconds(h.heartbeat_age))
                 if h.HasField("last_heartbeat_at")
                 else "never",
@@ -87,7 +75,7 @@ def hosts_table(hosts: Sequence[admin_pb.Host]) -> str:
 def host_detail(h: admin_pb.Host) -> str:
     lines = [
         f"Host:        {h.host_id}",
-        f"Liveness:    {enum_name(pb.Liveness, h.liveness, 'LIVENESS_')}",
+        f"Liveness:    {enum_label(pb.Liveness, h.liveness)}",
         "Heartbeat:   "
         + (
             f"{age(pbtime.seconds(h.heartbeat_age))} ago"
@@ -117,7 +105,7 @@ def host_detail(h: admin_pb.Host) -> str:
                 m.fs_type or "?",
                 m.device or "?",
                 "ro" if m.read_only else "rw",
-                enum_name(pb.HealthState, mh.state, "HEALTH_STATE_") if mh else "UNKNOWN",
+                enum_label(pb.HealthState, mh.state) if mh else "UNKNOWN",
                 mh.reason if mh else "",
             ]
         )
@@ -139,7 +127,7 @@ def events_table(events: Sequence[pb.Event]) -> str:
             e.host_id,
             e.mount or "-",
             e.kind,
-            enum_name(pb.Severity, e.severity, "SEVERITY_"),
+            enum_label(pb.Severity, e.severity),
             e.summary,
         ]
         for e in events
@@ -152,14 +140,14 @@ def _indent(text: str) -> str:
 
 
 def _state(value: int) -> str:
-    return enum_name(admin_pb.FailoverState, value, "FAILOVER_STATE_")
+    return enum_label(admin_pb.FailoverState, value)
 
 
 def groups_table(groups: Sequence[admin_pb.Group]) -> str:
     rows = [
         [
             g.name,
-            enum_name(admin_pb.FailoverMode, g.mode, "FAILOVER_MODE_").lower(),
+            enum_label(admin_pb.FailoverMode, g.mode).lower(),
             g.primary,
             str(g.epoch),
             ", ".join(g.members),
@@ -184,7 +172,7 @@ def failovers_table(failovers: Sequence[admin_pb.Failover]) -> str:
             f.id,
             f.group,
             _state(f.state),
-            enum_name(admin_pb.FailoverTrigger, f.trigger, "FAILOVER_TRIGGER_").lower(),
+            enum_label(admin_pb.FailoverTrigger, f.trigger).lower(),
             f"{f.from_host} -> {f.to_host or '?'}",
             when(f.created_at),
             f.reason[:60],
@@ -199,7 +187,7 @@ def failover_detail(f: admin_pb.Failover) -> str:
         f"Failover:  {f.id}" + ("   (dry run: nothing was stored)" if f.dry_run else ""),
         f"Group:     {f.group}",
         f"State:     {_state(f.state)}",
-        f"Trigger:   {enum_name(admin_pb.FailoverTrigger, f.trigger, 'FAILOVER_TRIGGER_')}",
+        f"Trigger:   {enum_label(admin_pb.FailoverTrigger, f.trigger)}",
         f"Move:      {f.from_host} -> {f.to_host or '(no eligible target)'}"
         + (f"   epoch {f.epoch}" if f.epoch else "")
         + ("   FORCED" if f.forced else ""),
@@ -305,14 +293,14 @@ def advisories_table(advisories: Sequence[admin_pb.Advisory]) -> str:
 
 
 def _upgrade_state(value: int) -> str:
-    return enum_name(admin_pb.UpgradeHostState, value, "UPGRADE_HOST_STATE_")
+    return enum_label(admin_pb.UpgradeHostState, value)
 
 
 def upgrade_plans_table(plans: Sequence[admin_pb.UpgradePlan]) -> str:
     rows = [
         [
             p.name,
-            enum_name(admin_pb.UpgradePlanState, p.state, "UPGRADE_PLAN_STATE_"),
+            enum_label(admin_pb.UpgradePlanState, p.state),
             p.target_kernel,
             p.target_fs or "-",
             f"{p.percent_done:.0f}%",
@@ -327,7 +315,7 @@ def upgrade_plans_table(plans: Sequence[admin_pb.UpgradePlan]) -> str:
 def upgrade_plan_detail(p: admin_pb.UpgradePlan) -> str:
     lines = [
         f"Plan:      {p.name}",
-        f"State:     {enum_name(admin_pb.UpgradePlanState, p.state, 'UPGRADE_PLAN_STATE_')}",
+        f"State:     {enum_label(admin_pb.UpgradePlanState, p.state)}",
         f"Target:    kernel {p.target_kernel}" + (f", fs {p.target_fs}" if p.target_fs else ""),
         f"Soak:      {age(pbtime.seconds(p.soak))}",
         f"Created:   by {p.created_by} at {when(p.created_at)}",

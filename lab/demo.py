@@ -18,6 +18,7 @@ from pathlib import Path
 
 import click
 
+from hangwatch.messages import enum_label
 from hangwatch.v1 import admin_service_pb2 as admin_pb
 from hangwatch.v1 import types_pb2 as pb
 from hangwatchctl import render
@@ -142,7 +143,7 @@ def _freeze_and_fail_over(target: Target, primary_mount: Path, log: Path, approv
                 return
         done = _wait_done(target, proposal.id)
         _say(
-            f"failover {render.enum_name(admin_pb.FailoverState, done.state, 'FAILOVER_STATE_')}"
+            f"failover {enum_label(admin_pb.FailoverState, done.state)}"
             f" {time.monotonic() - started:.1f}s after the freeze; hooks that ran:"
         )
         click.echo(log.read_text() if log.exists() else "(none)")

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hangwatch import __version__, pbtime
+from hangwatch.messages import to_dict
 from hangwatch.v1 import types_pb2 as pb
-from hangwatchctl.render import to_dict
 
 SIGNATURE_HEADER = "X-Hangwatch-Signature"
 # PagerDuty Events API v2 limits.
