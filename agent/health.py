@@ -1,6 +1,6 @@
 """Per-mount health: OK -> SUSPECT -> LOCKED -> RECOVERING -> OK (pure logic).
 
-Invariant 2 of the design: slow is not hung. Latency, a stuck probe, D-state
+Slow is not hung (docs/design.md#2-slow-is-not-hung). Latency, a stuck probe, D-state
 tasks, I/O pressure, a soft lockup or an RCU stall can make a mount SUSPECT. Only
 lack of progress makes it LOCKED:
 

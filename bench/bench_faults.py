@@ -1,6 +1,6 @@
 """The randomised fault test, run longer than CI runs it: python bench/bench_faults.py [N] [SEED].
 
-Prints how many faults ran and the verdict of the invariant-4 checker (one primary
+Prints how many faults ran and the docs/design.md#4-fence-before-promote verdict (one primary
 per group per epoch; no promote without a demote or fence of that epoch).
 """
 

@@ -1,6 +1,6 @@
 """Failover commands on the agent: epochs as fencing tokens, each command run at most once.
 
-Invariant 4 of the design rests on two promises kept here. An agent refuses a
+docs/design.md#4-fence-before-promote rests on two promises kept here. An agent refuses a
 command whose epoch is lower than the highest it has seen for the group (STALE_EPOCH,
 hook not run): a controller that lost its leadership, or a command delayed in
 flight, cannot undo a newer failover. And a command id already handled is answered

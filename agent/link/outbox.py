@@ -1,6 +1,6 @@
 """Events waiting for the controller's acknowledgement, in host_seq order, bounded.
 
-The outbox lives in memory so that sending never waits on the disk (invariant 1);
+The outbox lives in memory so that sending never waits on the disk (docs/design.md#1-no-waiting);
 the spool keeps the same events durable beside it. When full, the oldest
 droppable event makes room; lockup transitions and kernel-log events are never
 dropped (they are few, and they are the point), and every drop is counted.

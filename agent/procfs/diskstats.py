@@ -1,7 +1,7 @@
 """/proc/diskstats, and whether each device is completing the I/O it was given.
 
 A lockup shows as requests in flight that never complete; heavy but healthy I/O
-completes requests, however slowly (invariant 2: slow is not hung).
+completes requests, however slowly (docs/design.md#2-slow-is-not-hung).
 
 A frozen filesystem (fsfreeze) blocks its writers *before* they submit I/O, so
 its device can show nothing in flight and be reported idle. That is faithful:

@@ -1,7 +1,7 @@
 """The mount table, and which block devices stand for which monitored mount.
 
 Paths are compared lexically, never resolved: resolving a symlink would touch the
-filesystem that may be frozen (invariant 1).
+filesystem that may be frozen (docs/design.md#1-no-waiting).
 """
 
 from __future__ import annotations

@@ -23,7 +23,7 @@ class ProbeSource(Source):
     async def _probe(self, runner: ProbeRunner, emit: Emit) -> None:
         while True:
             started = time.monotonic()
-            # Returns by the hard deadline, whatever the mount does (invariant 1).
+            # Returns by the hard deadline, whatever the mount does (docs/design.md#1-no-waiting).
             result = await runner.run_once()
             self.last[runner.mount] = result
             for signal in probe_signals(result, at=time.time()):

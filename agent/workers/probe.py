@@ -1,6 +1,6 @@
 """Canary probes: prove a mount still completes I/O without ever blocking the agent.
 
-Invariant 1 of the design: the agent never waits on a monitored filesystem. Every
+The agent never waits on a monitored filesystem (docs/design.md#1-no-waiting). Every
 operation that touches the mount (statvfs included) runs in a separate worker process
 (`agent.workers.probe_worker`); the agent only exchanges lines with it over pipes and stops
 waiting at a hard deadline. A process, not a thread: a thread in D state would pin
@@ -225,7 +225,7 @@ class ProbeRunner:
         """Kills the worker and waits up to `grace` for it.
 
         A worker stuck in D state cannot die before the filesystem thaws, and waiting
-        for it would break invariant 1, so it is logged and left behind: the SIGKILL
+        for it would break docs/design.md#1-no-waiting, so it is logged and left behind: the SIGKILL
         stays pending and ends it on thaw (the init process reaps it if the agent has
         exited by then). Its probe file may remain; the next probe reuses it.
         """

@@ -6,7 +6,7 @@ back rather than leaving a torn record, and the bound is a COUNT away, all
 without writing a log-compaction scheme.
 
 All spool I/O runs in a child process (`agent.workers.spool_worker`), because the state
-dir may sit on a filesystem that freezes (invariant 1). A thread would not do: a
+dir may sit on a filesystem that freezes (docs/design.md#1-no-waiting). A thread would not do: a
 thread stuck in D state keeps the whole agent from exiting until the thaw, while
 a stuck child is simply left behind. The agent writes requests to the child's
 pipe and never waits for an answer; `busy_for()` tells how long the oldest

@@ -1,6 +1,6 @@
 """A small file in the state dir, read and replaced by short-lived child processes.
 
-The state dir may sit on a filesystem that freezes (invariant 1), so the agent
+The state dir may sit on a filesystem that freezes (docs/design.md#1-no-waiting), so the agent
 never touches it itself: each read or replace is one child
 (`agent.workers.statefile_worker`) awaited up to a deadline. A child past its deadline is
 killed and left behind (in D state the SIGKILL lands on thaw). Operations are

@@ -1,6 +1,6 @@
 """The failover state machine (pure): PROPOSED -> APPROVED -> FENCING -> PROMOTING -> COMPLETED.
 
-Invariant 4, fence before promote: the promote command exists only after the old
+docs/design.md#4-fence-before-promote: the promote command exists only after the old
 primary acknowledged its demote, a fence agent succeeded, or an operator
 confirmed the fencing by hand. Every command carries the epoch the failover took
 (the group's epoch + 1), and command ids are derived from the failover id, so

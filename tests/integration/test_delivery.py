@@ -1,4 +1,4 @@
-"""Invariant 3 under crashes: nothing is lost, nothing is doubled, each host stays in order.
+"""docs/design.md#3-nothing-lost-nothing-doubled under crashes, each host in order.
 
 Real processes on loopback: agents emit synthetic bursts through their real spool and
 reporter while the controller or an agent is SIGKILLed and restarted.

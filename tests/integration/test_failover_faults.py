@@ -3,7 +3,7 @@
 Seeded, so a failure replays: freezes of any member's filesystem, agents SIGKILLed
 and restarted or SIGSTOPped, the controller SIGKILLed, one agent's network cut (it
 lives in its own network namespace), switchovers, approvals. Whatever happens,
-invariant 4 must hold: at most one primary per group per epoch, and no promote
+docs/design.md#4-fence-before-promote holds: at most one primary per group per epoch, no promote
 without a demote or fence of that epoch first. HANGWATCH_FAULT_ITERATIONS and
 HANGWATCH_FAULT_SEED change the run (bench/bench_faults.py runs it longer).
 """

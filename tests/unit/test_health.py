@@ -1,4 +1,4 @@
-"""The per-mount health machine on tables of signals: slow is not hung (invariant 2)."""
+"""The per-mount health machine on tables of signals (docs/design.md#2-slow-is-not-hung)."""
 
 from __future__ import annotations
 

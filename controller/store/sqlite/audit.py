@@ -1,4 +1,4 @@
-"""The append-only, hash-chained audit table (invariant 5)."""
+"""The append-only, hash-chained audit table (docs/design.md#5-authorised-and-audited)."""
 
 from __future__ import annotations
 

@@ -34,7 +34,7 @@ class SQLiteBase:
     def __init__(self, path: Path) -> None:
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
-        # FULL: a commit is on disk before an acknowledgement goes out (invariant 3).
+        # FULL: on disk before acknowledged (docs/design.md#3-nothing-lost-nothing-doubled).
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute("PRAGMA foreign_keys=ON")
         # Checkpoints run beside the writer, not inside a commit (see .walcheckpoint).

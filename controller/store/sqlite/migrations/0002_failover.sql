@@ -44,7 +44,7 @@ CREATE TABLE fence_results (
     at           REAL NOT NULL
 );
 
--- Append-only: every row carries the hash of the one before (invariant 5).
+-- Append-only; each row carries the previous row's hash (docs/design.md#5-authorised-and-audited).
 CREATE TABLE audit (
     seq        INTEGER PRIMARY KEY,
     at         REAL NOT NULL,
