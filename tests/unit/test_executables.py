@@ -12,6 +12,7 @@ from pathlib import Path
 
 import psutil
 import pytest
+from lockups import task_state, wait_until
 
 from controller.config import FenceSettings
 from controller.failover.fencing import fence
@@ -119,14 +120,7 @@ def test_cancelling_the_caller_kills_the_process_group(tmp_path: Path) -> None:
     try:
         asyncio.run(go())
         background = int(pids.read_text())
-        deadline = time.monotonic() + 5
-        while psutil.pid_exists(background) and time.monotonic() < deadline:
-            if psutil.Process(background).status() == psutil.STATUS_ZOMBIE:
-                break
-            time.sleep(0.02)
-        assert not psutil.pid_exists(background) or (
-            psutil.Process(background).status() == psutil.STATUS_ZOMBIE
-        )
+        wait_until(lambda: task_state(background)[0] in ("", "Z") or None, 2.0, "its child to die")
     finally:
         kill_pid_in(pids)
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import psutil
 import pytest
+from lockups import task_state, wait_until
 
 from agent.config import HookSettings
 from agent.failover.commands import CommandHandler
@@ -80,7 +81,8 @@ def test_timeout_kills_the_whole_process_group(tmp_path: Path) -> None:
     assert result.exit_code == -9
     assert result.output_tail == "waiting\nhangwatch-agent: killed at the 1s timeout\n"
     background = int(pids.read_text())
-    assert not psutil.pid_exists(background) or psutil.Process(background).status() == "zombie"
+    # Its SIGKILL is sent; a loaded machine may take a moment to finish it off.
+    wait_until(lambda: task_state(background)[0] in ("", "Z") or None, 2.0, "the child to die")
 
 
 def test_an_unkillable_hook_is_left_behind_after_the_grace(
