@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from hangwatch.executables import KILL_GRACE, ExecResult, run_executable, tail_text
+from hangwatch.messages import enum_label
 from hangwatch.v1 import types_pb2 as pb
 
 
@@ -30,7 +31,7 @@ class HookRun:
 
 def action_name(action: pb.Action.ValueType) -> str:
     """ "demote", "promote", "check": the [hooks] key and HANGWATCH_ACTION."""
-    return pb.Action.Name(action).removeprefix("ACTION_").lower()
+    return enum_label(pb.Action, action).lower()
 
 
 def hook_environment(command: pb.Command, host_id: str) -> dict[str, str]:
