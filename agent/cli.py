@@ -9,7 +9,7 @@ import click
 
 from agent.config import AgentConfig
 from hangwatch import logs, tls
-from hangwatch.addresses import parse_address, require_loopback_for_insecure
+from hangwatch.addresses import parse_address
 from hangwatch.cliutil import fail, load_config, print_config, program_options
 from hangwatch.errors import AddressError
 
@@ -72,15 +72,9 @@ def main(
         print_config(config)
         return
     try:
-        address = parse_address(config.controller.address)
-        if config.controller.insecure:
-            require_loopback_for_insecure(address, "controller address")
-        else:
-            from agent.link.channel import tls_files
-
-            tls.require(
-                tls_files(config.controller), "talk plaintext to a controller on a loopback address"
-            )
+        settings = config.controller
+        files = None if settings.insecure else tls.TlsFiles.in_section(settings, "controller")
+        tls.tls_or_loopback(parse_address(settings.address), files)
     except (AddressError, tls.TlsError) as exc:
         fail(str(exc))
     if not config.mounts:

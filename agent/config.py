@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 from dataclasses import dataclass
 
-from hangwatch.config import SettingError, positive, section, setting
+from hangwatch.config import SettingError, optional_absolute_path, positive, section, setting
 from hangwatch.metrics import AgentMetricsSettings
 from hangwatch.settings import LogSettings, address_check
 
@@ -19,24 +19,22 @@ def _absolute_paths(value: list[str]) -> str | None:
     return None
 
 
-def _optional_absolute(value: str) -> str | None:
-    return None if not value or value.startswith("/") else f"{value!r} is not an absolute path"
-
-
 @dataclass(frozen=True)
 class ControllerSettings:
     address: str = setting("127.0.0.1:7443", "HOST:PORT of the controller", address_check())
     insecure: bool = setting(False, "plaintext gRPC (loopback only; for labs and tests)")
     ca_file: str = setting(
-        "", "CA certificates the controller's certificate must chain to", _optional_absolute
+        "", "CA certificates the controller's certificate must chain to", optional_absolute_path
     )
     cert_file: str = setting(
         "",
         "this agent's client certificate (PEM); its DNS SAN must be host_id. The three "
         "files are re-read on SIGHUP",
-        _optional_absolute,
+        optional_absolute_path,
     )
-    key_file: str = setting("", "its private key (PEM, unencrypted, mode 0600)", _optional_absolute)
+    key_file: str = setting(
+        "", "its private key (PEM, unencrypted, mode 0600)", optional_absolute_path
+    )
     server_name: str = setting(
         "", "name the controller's certificate must carry (empty: the host of address)"
     )
@@ -161,22 +159,24 @@ class SpoolSettings:
     )
 
 
-def _hook_path(value: str) -> str | None:
-    return None if value == "" or value.startswith("/") else f"{value!r} is not an absolute path"
-
-
 @dataclass(frozen=True)
 class HookSettings:
     """Executables run on the controller's failover commands (see agent/failover/hooks.py)."""
 
     demote: str = setting(
-        "", "hook that stops serving the group here (absolute path; empty: none)", _hook_path
+        "",
+        "hook that stops serving the group here (absolute path; empty: none)",
+        optional_absolute_path,
     )
     promote: str = setting(
-        "", "hook that makes this host serve the group (absolute path; empty: none)", _hook_path
+        "",
+        "hook that makes this host serve the group (absolute path; empty: none)",
+        optional_absolute_path,
     )
     check: str = setting(
-        "", "hook that checks the group's service here (absolute path; empty: none)", _hook_path
+        "",
+        "hook that checks the group's service here (absolute path; empty: none)",
+        optional_absolute_path,
     )
     timeout_seconds: float = setting(
         60.0, "a hook still running after this long is killed (a command's timeout wins)", positive

@@ -6,11 +6,10 @@ import asyncio
 
 import click
 
-from controller.api.certs import tls_files
 from controller.config import ControllerConfig
 from controller.server import serve
 from hangwatch import logs, tls
-from hangwatch.addresses import parse_address, require_loopback_for_insecure
+from hangwatch.addresses import parse_address
 from hangwatch.cliutil import fail, load_config, print_config, program_options
 from hangwatch.errors import AddressError
 
@@ -52,11 +51,8 @@ def main(
         print_config(config)
         return
     try:
-        address = parse_address(config.listen, allow_port_zero=True)
-        if config.insecure:
-            require_loopback_for_insecure(address, "listen address")
-        else:
-            tls.require(tls_files(config.tls), "serve plaintext on a loopback address")
+        files = None if config.insecure else tls.TlsFiles.in_section(config.tls, "tls")
+        tls.tls_or_loopback(parse_address(config.listen, allow_port_zero=True), files, serving=True)
     except (AddressError, tls.TlsError) as exc:
         fail(str(exc))
     logs.setup(config.log.format, config.log.level)

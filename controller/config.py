@@ -7,7 +7,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from controller.api.validate import KIND_RE
-from hangwatch.config import SettingError, one_of, positive, section, setting
+from hangwatch.config import (
+    SettingError,
+    one_of,
+    optional_absolute_path,
+    positive,
+    section,
+    setting,
+)
 from hangwatch.metrics import MetricsSettings
 from hangwatch.roles import PEOPLE_ROLES
 from hangwatch.settings import LogSettings, address_check
@@ -48,10 +55,6 @@ def _absolute(value: list[str]) -> str | None:
     return f"{bad[0]!r} is not an absolute path" if bad else None
 
 
-def _optional_path(value: str) -> str | None:
-    return None if not value or value.startswith("/") else f"{value!r} is not an absolute path"
-
-
 def _at_least(minimum: int) -> Any:
     return lambda v: None if v >= minimum else f"must be {minimum} or more"
 
@@ -86,7 +89,7 @@ class FenceSettings:
         "",
         "fence agent executable (ClusterLabs convention: key=value "
         "arguments on stdin, exit 0 on success), e.g. /usr/sbin/fence_ipmilan",
-        _optional_path,
+        optional_absolute_path,
     )
     options: dict[str, str] = setting(
         {}, "arguments passed on stdin besides action=off (ip, username, password, plug, ...)"
@@ -123,7 +126,7 @@ class FailoverSettings:
     pre_failover_hook: str = setting(
         "",
         "executable run before policy approves a failover; non-zero exit vetoes it",
-        _optional_path,
+        optional_absolute_path,
     )
     hook_timeout_seconds: float = setting(30.0, "how long the pre-failover hook may take", positive)
     interval_seconds: float = setting(0.5, "seconds between coordinator passes", positive)
@@ -155,7 +158,9 @@ class WebhookSettings:
         "", "where to POST (PagerDuty: https://events.pagerduty.com/v2/enqueue)", _url
     )
     secret: str = setting("", "json: HMAC-SHA256 key for the X-Hangwatch-Signature header")
-    secret_file: str = setting("", "json: file holding the HMAC key instead", _optional_path)
+    secret_file: str = setting(
+        "", "json: file holding the HMAC key instead", optional_absolute_path
+    )
     routing_key: str = setting("", "pagerduty: the integration's routing key")
     min_severity: str = setting(
         "info", "send only events at least this severe", one_of(*SEVERITIES)
@@ -200,15 +205,17 @@ class TlsSettings:
     """Mutual TLS: required unless `insecure` (loopback only). Re-read on SIGHUP."""
 
     cert_file: str = setting(
-        "", "the controller's certificate (PEM, intermediates after it)", _optional_path
+        "", "the controller's certificate (PEM, intermediates after it)", optional_absolute_path
     )
     key_file: str = setting(
-        "", "its private key (PEM, unencrypted, readable by the service user)", _optional_path
+        "",
+        "its private key (PEM, unencrypted, readable by the service user)",
+        optional_absolute_path,
     )
     ca_file: str = setting(
         "",
         "CA certificates every client (agents, people) must present a certificate of",
-        _optional_path,
+        optional_absolute_path,
     )
 
 

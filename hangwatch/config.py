@@ -190,6 +190,11 @@ def positive(value: float) -> str | None:
     return None if value > 0 else f"must be greater than 0, got {value}"
 
 
+def optional_absolute_path(value: str) -> str | None:
+    """Unset, or an absolute path: a daemon's working directory is no anchor for files."""
+    return None if not value or value.startswith("/") else f"{value!r} is not an absolute path"
+
+
 def one_of(*choices: str) -> Check:
     def check(value: Any) -> str | None:
         return None if value in choices else f"must be one of {', '.join(choices)}, got {value!r}"

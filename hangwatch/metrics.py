@@ -21,31 +21,24 @@ from prometheus_client.registry import Collector
 from hangwatch import __version__
 from hangwatch.addresses import parse_address
 from hangwatch.config import setting
-from hangwatch.errors import AddressError
+from hangwatch.settings import address_check
 
 log = logging.getLogger(__name__)
 
 _DOC = "HOST:PORT serving Prometheus metrics at /metrics; empty disables them"
-
-
-def _listen(value: str) -> str | None:
-    if not value:
-        return None
-    try:
-        parse_address(value, allow_port_zero=True)
-    except AddressError as exc:
-        return str(exc)
-    return None
+_LISTEN = address_check(allow_port_zero=True, optional=True)
 
 
 @dataclass(frozen=True)
 class MetricsSettings:
-    listen: str = setting("127.0.0.1:9448", _DOC, _listen)
+    listen: str = setting(
+        "127.0.0.1:9448", _DOC, address_check(allow_port_zero=True, optional=True)
+    )
 
 
 @dataclass(frozen=True)
 class AgentMetricsSettings(MetricsSettings):
-    listen: str = setting("127.0.0.1:9449", _DOC, _listen)
+    listen: str = setting("127.0.0.1:9449", _DOC, _LISTEN)
 
 
 class BuildInfo(Collector):

@@ -19,10 +19,12 @@ class LogSettings:
     )
 
 
-def address_check(allow_port_zero: bool = False) -> Check:
-    """A config check for HOST:PORT values."""
+def address_check(allow_port_zero: bool = False, optional: bool = False) -> Check:
+    """A config check for HOST:PORT values (`optional`: empty means "not at all")."""
 
     def check(value: str) -> str | None:
+        if optional and not value:
+            return None
         try:
             parse_address(value, allow_port_zero=allow_port_zero)
         except AddressError as exc:

@@ -1,5 +1,5 @@
-"""Mutual TLS files for the three programs, and telling a refused certificate apart
-from a dead controller.
+"""Mutual TLS files for the three programs, plaintext only on loopback, and telling
+a refused certificate apart from a dead controller.
 
 gRPC reports a client certificate the controller refused as UNAVAILABLE "Socket
 closed", exactly like a controller that is down. `diagnose` repeats the handshake
@@ -14,12 +14,13 @@ import socket
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import grpc
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from hangwatch.addresses import Address
+from hangwatch.addresses import Address, require_loopback_for_insecure
 from hangwatch.errors import HangwatchError
 
 # The start of an HTTP/2 connection and an empty SETTINGS frame: a controller that
@@ -32,6 +33,20 @@ class TlsError(HangwatchError):
     """A TLS file that is missing, unreadable or does not fit the others."""
 
 
+class TlsPaths(Protocol):
+    """A settings section that names the three files (the agent's [controller], the
+    controller's [tls])."""
+
+    @property
+    def ca_file(self) -> str: ...
+
+    @property
+    def cert_file(self) -> str: ...
+
+    @property
+    def key_file(self) -> str: ...
+
+
 @dataclass(frozen=True)
 class TlsFiles:
     """A CA bundle, a certificate and its key, with how the user names each one
@@ -41,6 +56,16 @@ class TlsFiles:
     cert_file: str
     key_file: str
     names: tuple[str, str, str]
+
+    @classmethod
+    def in_section(cls, settings: TlsPaths, section: str) -> TlsFiles:
+        """The files a config section names, each called by its key ("[tls] ca_file")."""
+        return cls(
+            settings.ca_file,
+            settings.cert_file,
+            settings.key_file,
+            (f"[{section}] ca_file", f"[{section}] cert_file", f"[{section}] key_file"),
+        )
 
     def missing(self) -> str | None:
         """How to set the first file that is not configured, or None."""
@@ -160,3 +185,24 @@ def require(files: TlsFiles, plaintext: str) -> TlsMaterial:
             f"(or pass --insecure to {plaintext})"
         )
     return load(files)
+
+
+def tls_or_loopback(
+    address: Address, files: TlsFiles | None, *, serving: bool = False
+) -> TlsMaterial | None:
+    """The TLS material for talking on `address` (or serving on it), or None for
+    plaintext (`files` None: --insecure), which only a loopback address may carry.
+
+    Raises AddressError or TlsError saying what to fix.
+    """
+    if files is None:
+        require_loopback_for_insecure(
+            address, "listen address" if serving else "controller address"
+        )
+        return None
+    return require(
+        files,
+        "serve plaintext on a loopback address"
+        if serving
+        else "talk plaintext to a controller on a loopback address",
+    )

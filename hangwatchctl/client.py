@@ -17,7 +17,7 @@ from typing import Any, NoReturn
 import grpc
 
 from hangwatch import tls
-from hangwatch.addresses import parse_address, require_loopback_for_insecure
+from hangwatch.addresses import parse_address
 from hangwatch.cliutil import EXIT_CERTIFICATE, EXIT_REFUSED, EXIT_UNREACHABLE, EXIT_USAGE, fail
 from hangwatch.errors import AddressError
 from hangwatch.grpcopts import ACTOR_HEADER, channel_options
@@ -60,19 +60,17 @@ class Target:
 
     def stub(self) -> admin_grpc.AdminServiceStub:
         try:
-            address = parse_address(self.address)
-            if self.insecure:
-                require_loopback_for_insecure(address, "controller address")
-                channel = grpc.insecure_channel(self.address, options=channel_options())
-            else:
-                material = tls.require(
-                    self.tls_files, "talk plaintext to a controller on a loopback address"
-                )
-                channel = grpc.secure_channel(
-                    self.address, tls.channel_credentials(material), options=channel_options()
-                )
+            material = tls.tls_or_loopback(
+                parse_address(self.address), None if self.insecure else self.tls_files
+            )
         except (AddressError, tls.TlsError) as exc:
             fail(str(exc))
+        if material is None:
+            channel = grpc.insecure_channel(self.address, options=channel_options())
+        else:
+            channel = grpc.secure_channel(
+                self.address, tls.channel_credentials(material), options=channel_options()
+            )
         return admin_grpc.AdminServiceStub(channel)
 
 

@@ -10,6 +10,7 @@ may be running on the same machine.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import fcntl
 import os
@@ -19,7 +20,7 @@ import signal
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -51,6 +52,26 @@ def wait_until(
         if time.monotonic() >= deadline:
             raise TimeoutError(f"gave up after {timeout}s waiting for {what}")
         time.sleep(interval)
+
+
+@contextlib.asynccontextmanager
+async def loop_gaps() -> AsyncIterator[list[float]]:
+    """The gaps between 20 ms ticks of the running event loop while the block runs:
+    a loop that waited on a frozen disk shows the wait as one long gap."""
+    gaps = [0.0]
+
+    async def tick() -> None:
+        last = time.monotonic()
+        while True:
+            await asyncio.sleep(0.02)
+            gaps.append(time.monotonic() - last)
+            last = time.monotonic()
+
+    ticker = asyncio.create_task(tick())
+    try:
+        yield gaps
+    finally:
+        ticker.cancel()
 
 
 class LoopFs(scratchfs.ScratchFs):

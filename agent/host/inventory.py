@@ -10,12 +10,12 @@ from __future__ import annotations
 import os
 import platform
 import shutil
-import subprocess
 from pathlib import Path
 
 import psutil
 
 from hangwatch import __version__, pbtime
+from hangwatch.executables import run_executable_blocking
 from hangwatch.v1 import types_pb2 as pb
 
 FS_TOOLS = ("xfsprogs", "e2fsprogs", "btrfs-progs", "nfs-common", "nfs-utils")
@@ -46,24 +46,13 @@ def fs_tool_versions(timeout: float = 5.0) -> dict[str, str]:
         cmd = ["rpm", "-q", "--qf", "%{NAME} ii %{VERSION}-%{RELEASE}\\n", *FS_TOOLS]
     else:
         return {}
-    try:
-        proc = subprocess.Popen(
-            cmd,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            stdin=subprocess.DEVNULL,
-            text=True,
-            cwd="/",
-        )
-    except OSError:
+    # The package database may sit on a stuck filesystem: the runner never waits on it.
+    result = run_executable_blocking(
+        cmd, timeout=timeout, env={"PATH": os.environ.get("PATH", os.defpath)}
+    )
+    if result.timed_out:
         return {}
-    try:
-        out, _ = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        # The package database may sit on a stuck filesystem: kill the query and leave
-        # it, never wait for it (subprocess.run would wait for the kill to land).
-        proc.kill()
-        return {}
+    out = result.output_tail
     versions = {}
     for line in out.splitlines():
         parts = line.split()

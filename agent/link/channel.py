@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 import grpc
 
-from agent.config import AgentConfig, ControllerSettings
+from agent.config import AgentConfig
 from hangwatch import tls
 from hangwatch.addresses import parse_address
 from hangwatch.grpcopts import channel_options
@@ -40,21 +40,12 @@ class CertificateRefused(grpc.aio.AioRpcError):
         )
 
 
-def tls_files(settings: ControllerSettings) -> tls.TlsFiles:
-    return tls.TlsFiles(
-        settings.ca_file,
-        settings.cert_file,
-        settings.key_file,
-        ("[controller] ca_file", "[controller] cert_file", "[controller] key_file"),
-    )
-
-
 class ControllerLink:
     def __init__(self, config: AgentConfig) -> None:
         settings = config.controller
         self._settings = settings
         self._timeout = settings.rpc_timeout_seconds
-        self._files = None if settings.insecure else tls_files(settings)
+        self._files = None if settings.insecure else tls.TlsFiles.in_section(settings, "controller")
         # Why the controller refuses our certificate, while it does; and how often it did.
         self.refused: str | None = None
         self.refusals = 0

@@ -18,18 +18,9 @@ from hangwatch import tls
 log = logging.getLogger(__name__)
 
 
-def tls_files(settings: TlsSettings) -> tls.TlsFiles:
-    return tls.TlsFiles(
-        settings.ca_file,
-        settings.cert_file,
-        settings.key_file,
-        ("[tls] ca_file", "[tls] cert_file", "[tls] key_file"),
-    )
-
-
 class ServerTls:
     def __init__(self, settings: TlsSettings) -> None:
-        self._files = tls_files(settings)
+        self._files = tls.TlsFiles.in_section(settings, "tls")
         self.material = tls.load(self._files)
         self._lock = threading.Lock()
         self._pending: grpc.ServerCertificateConfiguration | None = None

@@ -33,4 +33,5 @@ async def fence(
         timeout=settings.timeout_seconds,
         stdin=fence_input(settings, host),
         env=env,
+        what=f"fence agent {settings.agent}",
     )

@@ -15,13 +15,22 @@ import contextlib
 import heapq
 import http.client
 import logging
-import random
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_exponential,
+    wait_random_exponential,
+)
+from tenacity.wait import wait_base
 
 from controller.config import ControllerConfig, WebhookSettings
 from controller.notify.eventbus import CursorBus
@@ -49,7 +58,7 @@ RECHECK_SECONDS = 1.0
 ERROR_MAX = 1000
 
 
-class Refused(Exception):
+class ReceiverRefused(Exception):
     """The receiver said no for good (a 4xx other than 429, a redirect): no retry."""
 
 
@@ -68,7 +77,7 @@ _OPENER = urllib.request.build_opener(_NoRedirect())
 
 
 def post(url: str, payload: Payload, timeout: float) -> None:
-    """One blocking POST (run in a thread); raises Refused or Transient unless 2xx."""
+    """One blocking POST (run in a thread); raises ReceiverRefused or Transient unless 2xx."""
     request = urllib.request.Request(url, data=payload.body, headers=payload.headers)
     try:
         with _OPENER.open(request, timeout=timeout) as response:
@@ -76,17 +85,19 @@ def post(url: str, payload: Payload, timeout: float) -> None:
     except urllib.error.HTTPError as exc:
         text = exc.read(200).decode("utf-8", "replace").strip()
         detail = f"HTTP {exc.code} {exc.reason}" + (f": {text}" if text else "")
-        raise (Transient if retryable(exc.code) else Refused)(detail) from None
+        raise (Transient if retryable(exc.code) else ReceiverRefused)(detail) from None
     except urllib.error.URLError as exc:
         raise Transient(str(exc.reason)) from None
     except (OSError, http.client.HTTPException) as exc:
         raise Transient(str(exc) or type(exc).__name__) from None
 
 
-def backoff_delay(attempt: int, base: float, cap: float) -> float:
-    """Seconds before attempt `attempt + 1`: doubling from `base`, capped, with jitter
-    (half to all of it) so sinks recovering together are not hit in lock-step."""
-    return min(cap, base * 2.0 ** (attempt - 1)) * random.uniform(0.5, 1.0)
+def backoff(base: float, cap: float) -> wait_base:
+    """Waits doubling from `base`, capped, with jitter (half to all of it, as a fixed
+    half plus a random half) so sinks recovering together are not hit in lock-step."""
+    return wait_exponential(multiplier=base / 2, max=cap / 2) + wait_random_exponential(
+        multiplier=base / 2, max=cap / 2
+    )
 
 
 @dataclass
@@ -254,39 +265,57 @@ class SinkWorker:
     async def _send(self, event: pb.Event) -> Outcome:
         """Every attempt at one event; a dead letter is the caller's to write."""
         payload = await self._payload(event)
+        attempts = 0
+        try:
+            async for attempt in self._retrying(event):
+                with attempt:
+                    attempts = attempt.retry_state.attempt_number
+                    await self._post(payload)
+        except (ReceiverRefused, Transient) as exc:
+            error = str(exc)[:ERROR_MAX]
+            self.dead_letters += 1
+            log.error(
+                "webhook %s: event %s is a dead letter after %d attempt(s): %s",
+                self.name,
+                event.id,
+                attempts,
+                error,
+            )
+            return Outcome(False, attempts, error)
+        self.delivered += 1
+        await self._delivered(event)
+        return Outcome(True, attempts)
+
+    def _retrying(self, event: pb.Event) -> AsyncRetrying:
+        """Transient failures are retried with backoff up to max_attempts; a refusal is final."""
         s = self.settings
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                await asyncio.to_thread(post, s.url, payload, s.timeout_seconds)
-            except (Refused, Transient) as exc:
-                self.failures += 1
-                error = str(exc)[:ERROR_MAX]
-                if isinstance(exc, Refused) or attempt >= s.max_attempts:
-                    self.dead_letters += 1
-                    log.error(
-                        "webhook %s: event %s is a dead letter after %d attempt(s): %s",
-                        self.name,
-                        event.id,
-                        attempt,
-                        error,
-                    )
-                    return Outcome(False, attempt, error)
-                delay = backoff_delay(attempt, s.backoff_base_seconds, s.backoff_cap_seconds)
-                log.warning(
-                    "webhook %s: attempt %d for event %s failed: %s; retrying in %.1fs",
-                    self.name,
-                    attempt,
-                    event.id,
-                    error,
-                    delay,
-                )
-                await asyncio.sleep(delay)
-            else:
-                self.delivered += 1
-                await self._delivered(event)
-                return Outcome(True, attempt)
+
+        def before_sleep(state: RetryCallState) -> None:
+            log.warning(
+                "webhook %s: attempt %d for event %s failed: %s; retrying in %.1fs",
+                self.name,
+                state.attempt_number,
+                event.id,
+                str(state.outcome.exception() if state.outcome else "")[:ERROR_MAX],
+                state.next_action.sleep if state.next_action else 0.0,
+            )
+
+        return AsyncRetrying(
+            stop=stop_after_attempt(s.max_attempts),
+            wait=backoff(s.backoff_base_seconds, s.backoff_cap_seconds),
+            retry=retry_if_exception_type(Transient),
+            before_sleep=before_sleep,
+            reraise=True,
+        )
+
+    async def _post(self, payload: Payload) -> None:
+        """One attempt, its failure counted as it happens (the metrics read the count)."""
+        s = self.settings
+        try:
+            await asyncio.to_thread(post, s.url, payload, s.timeout_seconds)
+        except (ReceiverRefused, Transient):
+            self.failures += 1
+            raise
 
     async def _payload(self, event: pb.Event) -> Payload:
         s = self.settings

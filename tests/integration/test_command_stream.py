@@ -15,13 +15,14 @@ from typing import Any
 import grpc
 import psutil
 import pytest
-from lockups import LoopFs
+from lockups import LoopFs, loop_gaps
 
 from agent.config import AgentConfig, ControllerSettings, HookSettings, ReconnectSettings
 from agent.failover.commands import CommandHandler
-from agent.failover.hooks import DRAIN_GRACE, hook_environment, run_hook
+from agent.failover.hooks import hook_environment, run_hook
 from agent.link.channel import ControllerLink
 from agent.link.command_stream import CommandStream
+from hangwatch.executables import DRAIN_GRACE
 from hangwatch.grpcopts import server_options
 from hangwatch.v1 import agent_service_pb2 as agent_pb
 from hangwatch.v1 import agent_service_pb2_grpc as agent_grpc
@@ -199,23 +200,12 @@ def test_a_frozen_state_dir_fails_the_command_without_running_the_hook(
     async def go() -> tuple[pb.CommandResult, pb.CommandResult, pb.CommandResult, float]:
         handler = CommandHandler(HOST, hooks, Path(loop_mount.mount) / "state", state_timeout=1.0)
         await handler.start()
-        gaps = [0.0]
-
-        async def tick() -> None:
-            """The event loop keeps turning: gaps between 20 ms ticks."""
-            last = time.monotonic()
-            while True:
-                await asyncio.sleep(0.02)
-                gaps.append(time.monotonic() - last)
-                last = time.monotonic()
-
         with frozen(loop_mount.mount):
-            ticker = asyncio.create_task(tick())
-            started = time.monotonic()
-            timed_out = await handler.handle(demote("f1-demote"))
-            assert time.monotonic() - started < 1.0 + 1.0
-            still_stuck = await handler.handle(demote("f2-demote", epoch=5))
-            ticker.cancel()
+            async with loop_gaps() as gaps:  # the event loop keeps turning
+                started = time.monotonic()
+                timed_out = await handler.handle(demote("f1-demote"))
+                assert time.monotonic() - started < 1.0 + 1.0
+                still_stuck = await handler.handle(demote("f2-demote", epoch=5))
         # On thaw the stuck writer takes its SIGKILL; then the state dir works again.
         await asyncio.sleep(0.5)
         return timed_out, still_stuck, await handler.handle(demote("f3-demote", epoch=6)), max(gaps)

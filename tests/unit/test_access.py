@@ -8,6 +8,7 @@ from pathlib import Path
 import grpc
 import pytest
 
+from agent.config import ControllerSettings
 from controller.api import validate
 from controller.api.access import (
     ADMIN_ROLES,
@@ -22,8 +23,10 @@ from controller.api.access import (
 )
 from controller.api.identity import Caller, Identify
 from controller.api.ratelimit import TokenBuckets
-from controller.config import ACCESS_ROLES, AccessSettings, LimitSettings
+from controller.config import ACCESS_ROLES, AccessSettings, LimitSettings, TlsSettings
 from hangwatch import tls
+from hangwatch.addresses import Address
+from hangwatch.errors import AddressError
 from hangwatch.v1 import admin_service_pb2 as admin_pb
 from hangwatch.v1 import agent_service_pb2 as agent_pb
 from hangwatch.v1 import types_pb2 as pb
@@ -237,3 +240,20 @@ def test_tls_files_that_do_not_fit_are_named(ca, tmp_path):
     absent = tls.TlsFiles(str(tmp_path / "nope.crt"), str(one.cert_path), str(one.key_path), names)
     with pytest.raises(tls.TlsError, match=r"\[x\] ca_file .*nope.crt: cannot read"):
         tls.load(absent)
+
+
+def test_plaintext_only_on_loopback_and_tls_files_named_by_their_keys(ca):
+    loopback, remote = Address("127.0.0.1", 7443), Address("192.0.2.1", 7443)
+    assert tls.tls_or_loopback(loopback, None) is None
+    with pytest.raises(AddressError, match=r"^listen address 192\.0\.2\.1:7443: --insecure"):
+        tls.tls_or_loopback(remote, None, serving=True)
+    agent = ControllerSettings(ca_file=str(ca / "ca.crt"))
+    with pytest.raises(
+        tls.TlsError,
+        match=r"^\[controller\] cert_file is not set: .*talk plaintext to a controller on",
+    ):
+        tls.tls_or_loopback(remote, tls.TlsFiles.in_section(agent, "controller"))
+    issued = pki.issue(ca, "controller", "c1", force=True)
+    controller = TlsSettings(str(issued.cert_path), str(issued.key_path), str(ca / "ca.crt"))
+    material = tls.tls_or_loopback(remote, tls.TlsFiles.in_section(controller, "tls"), serving=True)
+    assert material is not None and material.cert == issued.cert_path.read_bytes()

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
 import tomli_w
+from tenacity import RetryCallState
 
 from controller.config import ControllerConfig, GroupSettings, WebhookSettings
 from controller.notify import webhooks
@@ -25,7 +28,7 @@ from controller.notify.payloads import (
     signature_ok,
     slack_payload,
 )
-from controller.notify.webhooks import backoff_delay, group_of
+from controller.notify.webhooks import ReceiverRefused, Transient, backoff, group_of
 from controller.store.dbthread import DbThread
 from controller.store.sqlite.store import SQLiteStore
 from hangwatch import pbtime
@@ -53,6 +56,17 @@ def event(
     ev.evidence.kernel_lines.append("INFO: task imapd:4242 blocked for more than 30 seconds.")
     ev.evidence.attributes["stuck_s"] = "31.0"
     return ev
+
+
+async def eventually(
+    check: Callable[[], Awaitable[bool]], state: Callable[[], str], timeout: float = 5.0
+) -> None:
+    """Polls `check` until it holds; fails with `state()` after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while not await check():
+        if time.monotonic() > deadline:
+            raise AssertionError(state())
+        await asyncio.sleep(0.05)
 
 
 def test_hmac_matches_an_independent_computation_and_rejects_tampering() -> None:
@@ -125,6 +139,13 @@ def test_slack_text_is_one_line() -> None:
 )
 def test_only_throttling_and_server_errors_are_retried(status: int, again: bool) -> None:
     assert retryable(status) is again
+
+
+def backoff_delay(attempt: int, base: float, cap: float) -> float:
+    """The wait after failed attempt number `attempt`."""
+    state = RetryCallState(None, None, (), {})  # type: ignore[arg-type]
+    state.attempt_number = attempt
+    return backoff(base, cap)(state)
 
 
 def test_backoff_doubles_with_jitter_up_to_the_cap() -> None:
@@ -228,13 +249,12 @@ def test_worker_sends_in_log_order_when_ingest_overflows_or_reorders_its_queue(
             second = await db.run(store.add_events, events[3:], 1.0)
             dispatcher.offer(second)  # too many for the queue: dropped from memory
             dispatcher.offer(first)  # handed over after the later batch
-            for _ in range(100):
+
+            async def all_sent() -> bool:
                 # The cursor is saved after each delivery: a restart resumes after it.
-                if len(sent) == len(events) and await db.run(store.start_webhook, "s") == 10:
-                    break
-                await asyncio.sleep(0.05)
-            else:
-                raise AssertionError(f"sent {len(sent)} of {len(events)}")
+                return len(sent) == len(events) and await db.run(store.start_webhook, "s") == 10
+
+            await eventually(all_sent, lambda: f"sent {len(sent)} of {len(events)}")
         finally:
             await dispatcher.stop()
             db.shutdown()
@@ -242,3 +262,116 @@ def test_worker_sends_in_log_order_when_ingest_overflows_or_reorders_its_queue(
 
     asyncio.run(main())
     assert [s.rsplit(": ", 1)[1] for s in sent] == [f"n{i}" for i in range(10)]
+
+
+def sinks_against(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    answers: dict[str, list[Exception | None]],
+    backoff: float = 0.01,
+) -> tuple[dict[str, int], SQLiteStore, DbThread, webhooks.Dispatcher]:
+    """A dispatcher with one slack sink per entry of `answers` (sink name: what its
+    receiver does on each attempt, the last one repeated) and a count of attempts."""
+    calls = dict.fromkeys(answers, 0)
+
+    def post(url: str, payload: object, timeout: float) -> None:
+        name = url.rsplit("/", 1)[1]
+        outcome = answers[name][min(calls[name], len(answers[name]) - 1)]
+        calls[name] += 1
+        if outcome is not None:
+            raise outcome
+
+    monkeypatch.setattr(webhooks, "post", post)
+    hooks = [
+        WebhookSettings(
+            name=name,
+            kind="slack",
+            url=f"http://x/{name}",
+            max_attempts=3,
+            backoff_base_seconds=backoff,
+            backoff_cap_seconds=2 * backoff,
+        )
+        for name in answers
+    ]
+    store = SQLiteStore(tmp_path / "c.db")
+    for name in answers:
+        store.start_webhook(name)  # known before any event: each is sent every event
+    db = DbThread()
+    return (
+        calls,
+        store,
+        db,
+        webhooks.Dispatcher(ControllerConfig(webhooks=hooks), store, db, CursorBus()),
+    )
+
+
+def test_transient_failures_are_retried_up_to_max_attempts_and_refusals_not_at_all(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    flaky = [Transient("HTTP 503 Service Unavailable"), Transient("timed out"), None]
+    calls, store, db, dispatcher = sinks_against(
+        tmp_path,
+        monkeypatch,
+        {
+            "flaky": flaky,
+            "down": [Transient("HTTP 429 Too Many Requests")],
+            "refuses": [ReceiverRefused("HTTP 400 Bad Request")],
+        },
+    )
+
+    async def main() -> None:
+        dispatcher.start()
+        try:
+            dispatcher.offer(await db.run(store.add_events, [event()], 1.0))
+
+            async def settled() -> bool:
+                return len(await db.run(store.list_dead_letters)) == 2 and calls["flaky"] == 3
+
+            await eventually(settled, lambda: f"attempts so far: {calls}")
+        finally:
+            await dispatcher.stop()
+
+    try:
+        asyncio.run(main())
+        letters = {d.sink: d for d in store.list_dead_letters()}
+    finally:
+        db.shutdown()
+        store.close()
+    assert calls == {"flaky": 3, "down": 3, "refuses": 1}
+    assert (letters["down"].attempts, letters["down"].last_error) == (
+        3,
+        "HTTP 429 Too Many Requests",
+    )
+    assert (letters["refuses"].attempts, letters["refuses"].last_error) == (
+        1,
+        "HTTP 400 Bad Request",
+    )
+    workers = dispatcher.workers
+    assert (workers["flaky"].delivered, workers["flaky"].failures) == (1, 2)
+    assert (workers["down"].failures, workers["down"].dead_letters) == (3, 1)
+
+
+def test_stopping_the_dispatcher_cuts_a_backoff_short(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls, store, db, dispatcher = sinks_against(
+        tmp_path, monkeypatch, {"down": [Transient("connection refused")]}, backoff=60.0
+    )
+
+    async def main() -> float:
+        dispatcher.start()
+        dispatcher.offer(await db.run(store.add_events, [event()], 1.0))
+        for _ in range(100):
+            if calls["down"]:
+                break
+            await asyncio.sleep(0.02)
+        started = time.monotonic()
+        await dispatcher.stop()
+        return time.monotonic() - started
+
+    try:
+        assert asyncio.run(main()) < 1.0
+    finally:
+        db.shutdown()
+        store.close()
+    assert calls["down"] == 1
