@@ -37,7 +37,7 @@ from controller.notify.payloads import (
 )
 from controller.store.dbthread import DbThread
 from controller.store.interface import DeadLetterRow, Store
-from hangwatch.errors import ConfigError
+from hangwatch.errors import ConfigError, DeliveryRefused, DeliveryRetryable
 from hangwatch.v1 import admin_service_pb2 as admin_pb
 from hangwatch.v1 import types_pb2 as pb
 
@@ -47,14 +47,6 @@ STORE_BATCH = 500
 # An idle worker looks at the store this often even without a wake-up.
 RECHECK_SECONDS = 1.0
 ERROR_MAX = 1000
-
-
-class Refused(Exception):
-    """The receiver said no for good (a 4xx other than 429, a redirect): no retry."""
-
-
-class Transient(Exception):
-    """Worth another attempt: a network error, a timeout, 429 or 5xx."""
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
@@ -68,7 +60,8 @@ _OPENER = urllib.request.build_opener(_NoRedirect())
 
 
 def post(url: str, payload: Payload, timeout: float) -> None:
-    """One blocking POST (run in a thread); raises Refused or Transient unless 2xx."""
+    """One blocking POST (run in a thread); raises DeliveryRefused or DeliveryRetryable
+    unless 2xx."""
     request = urllib.request.Request(url, data=payload.body, headers=payload.headers)
     try:
         with _OPENER.open(request, timeout=timeout) as response:
@@ -76,11 +69,11 @@ def post(url: str, payload: Payload, timeout: float) -> None:
     except urllib.error.HTTPError as exc:
         text = exc.read(200).decode("utf-8", "replace").strip()
         detail = f"HTTP {exc.code} {exc.reason}" + (f": {text}" if text else "")
-        raise (Transient if retryable(exc.code) else Refused)(detail) from None
+        raise (DeliveryRetryable if retryable(exc.code) else DeliveryRefused)(detail) from None
     except urllib.error.URLError as exc:
-        raise Transient(str(exc.reason)) from None
+        raise DeliveryRetryable(str(exc.reason)) from None
     except (OSError, http.client.HTTPException) as exc:
-        raise Transient(str(exc) or type(exc).__name__) from None
+        raise DeliveryRetryable(str(exc) or type(exc).__name__) from None
 
 
 def backoff_delay(attempt: int, base: float, cap: float) -> float:
@@ -260,10 +253,10 @@ class SinkWorker:
             attempt += 1
             try:
                 await asyncio.to_thread(post, s.url, payload, s.timeout_seconds)
-            except (Refused, Transient) as exc:
+            except (DeliveryRefused, DeliveryRetryable) as exc:
                 self.failures += 1
                 error = str(exc)[:ERROR_MAX]
-                if isinstance(exc, Refused) or attempt >= s.max_attempts:
+                if isinstance(exc, DeliveryRefused) or attempt >= s.max_attempts:
                     self.dead_letters += 1
                     log.error(
                         "webhook %s: event %s is a dead letter after %d attempt(s): %s",
