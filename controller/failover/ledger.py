@@ -60,7 +60,7 @@ class Ledger:
         self._store = store
         self._db = db
         self._hub = hub
-        self._audit = AuditLog(store, db)
+        self._audit_log = AuditLog(store, db)
         self.timeouts = timeouts
         self._listeners: list[Callable[[], None]] = []
 
@@ -95,44 +95,42 @@ class Ledger:
             f,
             who,
             "approve",
-            lambda now: machine.approve(f, who.name, now, auto=auto, two_person=two_person),
+            lambda now: (machine.approve(f, who.name, now, auto=auto, two_person=two_person), []),
         )
 
     async def reject(self, f: Failover, who: Caller, reason: str) -> Failover:
         return await self._decide(
-            f, who, "reject", lambda now: machine.reject(f, who.name, reason, now)
+            f, who, "reject", lambda now: (machine.reject(f, who.name, reason, now), [])
         )
 
     async def cancel(self, f: Failover, who: Caller, reason: str) -> Failover:
         return await self._decide(
-            f, who, "cancel", lambda now: machine.cancel(f, who.name, reason, now)
+            f, who, "cancel", lambda now: (machine.cancel(f, who.name, reason, now), [])
         )
 
     async def confirm_fenced(
         self, f: Failover, who: Caller, confirm_host: str, reason: str
     ) -> Failover:
         """A person vouches the old primary is off: the promote is sent at once."""
-        now = time.time()
-        try:
-            new, actions = machine.confirm_fenced(
+        return await self._decide(
+            f,
+            who,
+            "confirm-fenced",
+            lambda now: machine.confirm_fenced(
                 f, who.name, confirm_host, reason, now, self.timeouts
-            )
-        except TransitionRefused as exc:
-            await self._audit.refused(who, "confirm-fenced", f.group, exc)
-            raise
-        await self._commit(new, _audit(who, "confirm-fenced", new), actions)
-        return new
+            ),
+        )
 
     async def switchover(self, f: Failover, who: Caller) -> Failover:
-        """Stores a planned move and approves it at once: the one who asked for it
-        approves it (its demote comes first, so nothing is lost by waiting for nobody)."""
+        """Stores a planned move and approves it at once, in the name of whoever asked for
+        it (a planned move demotes the old primary first)."""
         await self.propose(f, who)
         return await self.approve(f, who)
 
     async def note(self, f: Failover, who: Caller, action: str, detail: str) -> Failover:
         """Adds a step within the current state (a veto, for example)."""
         new = machine.note(f, time.time(), who.name, detail)
-        await self._commit(new, _audit(who, action, new))
+        await self._commit(new, _audit_entry(who, action, new))
         return new
 
     # What the coordinator's pass does.
@@ -156,14 +154,8 @@ class Ledger:
             timeouts=self.timeouts,
         )
         if new is not f:
-            last = new.steps[-1]
-            audit = (
-                last.actor,
-                SYSTEM.role,
-                f"failover {new.state.value.lower()}",
-                f"{f.id}: {last.detail}",
-            )
-            await self._commit(new, audit, actions)
+            step = f"failover {new.state.value.lower()}"
+            await self._commit(new, _audit_entry(SYSTEM, step, new), actions)
         return new, actions
 
     def offer_again(self, f: Failover) -> None:
@@ -181,19 +173,24 @@ class Ledger:
         """Keeps a fence agent's outcome (the next step reads it) and audits it."""
         await self._db.run(self._store.record_fence_result, f.id, ok, detail, time.time())
         outcome = "succeeded" if ok else "failed"
-        await self._audit.append(SYSTEM, "fence", host, f"{f.id}: {outcome}: {detail}", ok)
+        await self._audit_log.append(SYSTEM, "fence", host, f"{f.id}: {outcome}: {detail}", ok)
 
     # One commit.
 
     async def _decide(
-        self, f: Failover, who: Caller, action: str, decide: Callable[[float], Failover]
+        self,
+        f: Failover,
+        who: Caller,
+        action: str,
+        decide: Callable[[float], tuple[Failover, Sequence[Action]]],
     ) -> Failover:
+        """Commits what the state machine makes of a decision, or audits its refusal."""
         try:
-            new = decide(time.time())
+            new, actions = decide(time.time())
         except TransitionRefused as exc:
-            await self._audit.refused(who, action, f.group, exc)
+            await self._audit_log.refused(who, action, f.group, exc)
             raise
-        await self._commit(new, _audit(who, action, new))
+        await self._commit(new, _audit_entry(who, action, new), actions)
         return new
 
     async def _commit(
@@ -229,9 +226,6 @@ class Ledger:
         )
         for host, command in commands:
             self._hub.push(host, [command])
-        self._changed()
-
-    def _changed(self) -> None:
         for listener in self._listeners:
             listener()
 
@@ -257,7 +251,7 @@ class Ledger:
         )
 
 
-def _audit(who: Caller, action: str, f: Failover) -> tuple[str, str, str, str]:
+def _audit_entry(who: Caller, action: str, f: Failover) -> tuple[str, str, str, str]:
     return who.name, who.role, action, f"{f.id}: {f.steps[-1].detail}"
 
 
