@@ -25,16 +25,13 @@ from controller.upgrades.kernelversion import BadVersion, parse, parse_range
 from controller.upgrades.planner import Plan, PlanHost, PlanHostState, PlanState
 from hangwatch import pbtime
 from hangwatch.errors import AlreadyExists, Invalid, NotFound, UpgradeRefused
+from hangwatch.messages import enum_number
 from hangwatch.v1 import admin_service_pb2 as admin_pb
 
 MAX_REASON = 1000
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")
-_PLAN_STATE = {
-    s: admin_pb.UpgradePlanState.Value(f"UPGRADE_PLAN_STATE_{s.value}") for s in PlanState
-}
-_HOST_STATE = {
-    s: admin_pb.UpgradeHostState.Value(f"UPGRADE_HOST_STATE_{s.value}") for s in PlanHostState
-}
+_PLAN_STATE = {s: enum_number(admin_pb.UpgradePlanState, s.value) for s in PlanState}
+_HOST_STATE = {s: enum_number(admin_pb.UpgradeHostState, s.value) for s in PlanHostState}
 
 
 def _name(value: str, field: str) -> None:
