@@ -12,14 +12,17 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from controller.api.access import AccessGate, store_audit
+from controller.api.access import AccessGate
 from controller.api.admin import AdminApi
 from controller.api.agent import AgentApi
+from controller.api.auditlog import AuditLog
 from controller.api.certs import ServerTls, reload_on_sighup
 from controller.api.identity import Identify
 from controller.config import ControllerConfig
 from controller.failover.commandhub import CommandHub
 from controller.failover.coordinator import Coordinator
+from controller.failover.ledger import Ledger, timeouts
+from controller.failover.snapshot import Snapshots
 from controller.metrics import ControllerCollector, IngestCounter, RpcTimer
 from controller.notify.eventbus import CursorBus
 from controller.notify.webhooks import Dispatcher
@@ -56,14 +59,16 @@ async def serve(config: ControllerConfig) -> None:
         Identify(None if server_tls is None else config.access),
         server_tls is not None,
         config.limits,
-        store_audit(store, db),
+        AuditLog(store, db).refused,
     )
     server = grpc.aio.server(options=server_options(), interceptors=[rpc_timer, gate])
     hub = CommandHub(lambda host: db.run(store.pending_commands, host))
     advisories = AdvisoryBook()
     advisories.load(await db.run(store.list_advisories))
-    coordinator = Coordinator(store, db, config, hub, advisories.lookup)
-    upgrades = UpgradeDriver(store, db, config, coordinator)
+    snapshots = Snapshots(store, db, config, advisories.lookup)
+    ledger = Ledger(store, db, hub, timeouts(config))
+    coordinator = Coordinator(store, db, config, ledger, snapshots)
+    upgrades = UpgradeDriver(store, db, config, ledger, snapshots)
     webhooks = Dispatcher(config, store, db, bus)
     ingest = IngestCounter()
 
@@ -75,7 +80,18 @@ async def serve(config: ControllerConfig) -> None:
         AgentApi(store, db, bus, config, hub, coordinator, on_stored=stored), server
     )
     admin_grpc.add_AdminServiceServicer_to_server(
-        AdminApi(store, db, bus, config, coordinator, advisories, upgrades, webhooks=webhooks),
+        AdminApi(
+            store,
+            db,
+            bus,
+            config,
+            coordinator,
+            ledger,
+            snapshots,
+            advisories,
+            upgrades,
+            webhooks=webhooks,
+        ),
         server,
     )
     metrics = MetricsEndpoint(

@@ -7,10 +7,15 @@ One definition, so that `hangwatchctl -o json`, webhook bodies and logs agree.
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from google.protobuf import json_format
 from google.protobuf.message import Message
+
+if TYPE_CHECKING:  # the generic wrapper exists in the stubs only
+    from google.protobuf.internal.enum_type_wrapper import _EnumTypeWrapper
+
+V = TypeVar("V", bound=int)
 
 
 def to_dict(message: Message) -> dict[str, Any]:
@@ -34,3 +39,9 @@ def enum_label(enum: Any, value: int) -> str:
     except ValueError:
         return str(value)
     return name.removeprefix(_prefix(enum))
+
+
+def enum_number(enum: _EnumTypeWrapper[V], label: str) -> V:
+    """The value `enum_label` calls `label` (COMMAND_STATUS_SUCCEEDED for SUCCEEDED);
+    ValueError for a label the enum does not have."""
+    return enum.Value(_prefix(enum) + label)

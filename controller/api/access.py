@@ -10,13 +10,13 @@ A server interceptor wraps each handler, so no method can forget a check:
 - every request passes `validate.bounded` (no unbounded field), and a request that
   is not even valid protobuf (bad UTF-8) is INVALID_ARGUMENT, not UNKNOWN.
 
-Every refusal is audited (allowed=False) before PERMISSION_DENIED is answered.
+A refusal is a `hangwatch.errors` error, answered by `controller.api.rpc` like any
+handler's; every PERMISSION_DENIED is audited (allowed=False) before it is answered.
 Over plaintext (--insecure, loopback) callers are admins and host ids unproven.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -27,9 +27,9 @@ from google.protobuf.message import DecodeError
 from controller.api import validate
 from controller.api.identity import AGENT, Caller, Identify, set_caller
 from controller.api.ratelimit import TokenBuckets
+from controller.api.rpc import abort
 from controller.config import ACCESS_ROLES, LimitSettings
-from controller.store.dbthread import DbThread
-from controller.store.interface import Store
+from hangwatch.errors import HangwatchError, Invalid, OverLimit, PermissionDenied
 from hangwatch.v1 import admin_service_pb2, agent_service_pb2
 
 ADMIN_SERVICE = admin_service_pb2.DESCRIPTOR.services_by_name["AdminService"].full_name
@@ -87,8 +87,9 @@ RATE_LIMITED = frozenset({"Heartbeat", "ReportEvents"})
 
 if TYPE_CHECKING:  # generic in the stubs only
     Handler = grpc.RpcMethodHandler[Any, Any]
-# (caller, action, target, detail): appends a refusal to the audit log.
-Audit = Callable[[Caller, str, str, str], Awaitable[None]]
+# (caller, action, target, refusal): appends a refusal to the audit log
+# (`AuditLog.refused`).
+Audit = Callable[[Caller, str, str, HangwatchError], Awaitable[None]]
 
 
 def host_of(method: str, request: Any) -> str:
@@ -103,19 +104,17 @@ def allows(role: str, needed: str) -> bool:
     return role in ACCESS_ROLES and ACCESS_ROLES.index(role) >= ACCESS_ROLES.index(needed)
 
 
+def audited(refusal: HangwatchError) -> bool:
+    """Whether the gate writes a refusal to the audit log: a caller that may not make
+    the call is worth keeping; a malformed or over-limit request is not."""
+    return isinstance(refusal, PermissionDenied)
+
+
 @dataclass(frozen=True)
 class Undecodable:
     """Stands in for a request that did not parse, so the gate can answer it."""
 
     problem: str
-
-
-class Refusal(Exception):
-    def __init__(self, code: grpc.StatusCode, detail: str, audit: bool = True) -> None:
-        super().__init__(detail)
-        self.code = code
-        self.detail = detail
-        self.audit = audit
 
 
 class AccessGate(grpc.aio.ServerInterceptor):
@@ -137,14 +136,14 @@ class AccessGate(grpc.aio.ServerInterceptor):
         return self._wrap(handler, service, method)
 
     def check(self, service: str, method: str, who: Caller, request: Any) -> None:
-        """Raises Refusal when `who` may not make this call (pure, for tests too)."""
+        """Raises PermissionDenied, Invalid or OverLimit when `who` may not make this
+        call (pure, for tests too)."""
         if isinstance(request, Undecodable):
-            raise Refusal(grpc.StatusCode.INVALID_ARGUMENT, request.problem, audit=False)
+            raise Invalid("request", request.problem)
         if service == ADMIN_SERVICE:
             needed = ADMIN_ROLES.get(method, ADMIN)
             if not allows(who.role, needed):
-                raise Refusal(
-                    grpc.StatusCode.PERMISSION_DENIED,
+                raise PermissionDenied(
                     f"role: {who.name} has the role {who.role!r}; {method} needs {needed}",
                 )
         else:
@@ -155,35 +154,29 @@ class AccessGate(grpc.aio.ServerInterceptor):
                     if who.role == AGENT
                     else "is not an agent's"
                 )
-                raise Refusal(
-                    grpc.StatusCode.PERMISSION_DENIED,
+                raise PermissionDenied(
                     f"{AGENT_HOSTS[method]}: {host[:80]!r} refused: the client "
                     f"certificate {proves}",
                 )
-        try:
-            validate.bounded(request)
-        except validate.Invalid as exc:
-            raise Refusal(grpc.StatusCode.INVALID_ARGUMENT, str(exc), audit=False) from None
+        validate.bounded(request)
         if method in RATE_LIMITED and service == AGENT_SERVICE:
             host = host_of(method, request)
             if not self.buckets.take(host):
-                raise Refusal(
-                    grpc.StatusCode.RESOURCE_EXHAUSTED,
+                raise OverLimit(
                     f"{AGENT_HOSTS[method]}: {host[:80]!r} is over the limit of "
                     f"{self.buckets.rate:g} Heartbeat/ReportEvents calls per second "
-                    f"(burst {self.buckets.burst}); slow down",
-                    audit=False,
+                    f"(burst {self.buckets.burst}); slow down"
                 )
 
     async def _admit(self, service: str, method: str, request: Any, context: Any) -> Caller:
         who = self._identify(context)
         try:
             self.check(service, method, who, request)
-        except Refusal as refusal:
-            if refusal.audit:
+        except HangwatchError as refusal:
+            if audited(refusal):
                 target = host_of(method, request)[:253] if service == AGENT_SERVICE else service
-                await self._audit(who, method, target, f"refused: {refusal.detail}")
-            await context.abort(refusal.code, refusal.detail)
+                await self._audit(who, method, target, refusal)
+            await abort(context, refusal)
         return who
 
     def _wrap(self, handler: Handler, service: str, method: str) -> Handler:
@@ -222,17 +215,6 @@ def _lenient(parse: Callable[[bytes], Any] | None) -> Callable[[bytes], Any]:
         try:
             return parse(raw)
         except DecodeError as exc:
-            return Undecodable(f"request: not a valid message ({exc})")
+            return Undecodable(f"not a valid message ({exc})")
 
     return lenient
-
-
-def store_audit(store: Store, db: DbThread) -> Audit:
-    """An Audit appending refusals to the store's hash-chained log."""
-
-    async def audit(who: Caller, action: str, target: str, detail: str) -> None:
-        await db.run(
-            store.append_audit, time.time(), who.name, who.role, action, target, detail, False
-        )
-
-    return audit

@@ -9,17 +9,18 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-import grpc
-
 from controller.api import validate
 from controller.api.admin_failovers import FailoverAdmin
 from controller.api.admin_incidents import IncidentAdmin
 from controller.api.admin_upgrades import UpgradeAdmin
 from controller.api.admin_webhooks import WebhookAdmin
+from controller.api.auditlog import AuditLog
 from controller.api.rpc import Ctx, streaming, unary
 from controller.config import ControllerConfig
 from controller.failover.coordinator import Coordinator
+from controller.failover.ledger import Ledger
 from controller.failover.liveness import liveness
+from controller.failover.snapshot import Snapshots
 from controller.notify.eventbus import CursorBus
 from controller.notify.webhooks import Dispatcher
 from controller.store.dbthread import DbThread
@@ -27,6 +28,7 @@ from controller.store.interface import HostRecord, Store
 from controller.upgrades.advisories import AdvisoryBook
 from controller.upgrades.driver import UpgradeDriver
 from hangwatch import pbtime
+from hangwatch.errors import Invalid, NotFound
 from hangwatch.v1 import admin_service_pb2 as admin_pb
 from hangwatch.v1 import admin_service_pb2_grpc as admin_grpc
 from hangwatch.v1 import types_pb2 as pb
@@ -48,6 +50,8 @@ class AdminApi(
         bus: CursorBus,
         config: ControllerConfig,
         coordinator: Coordinator,
+        ledger: Ledger,
+        snapshots: Snapshots,
         advisories: AdvisoryBook,
         upgrades: UpgradeDriver,
         webhooks: Dispatcher | None = None,
@@ -57,9 +61,12 @@ class AdminApi(
         self._bus = bus
         self._config = config
         self._coordinator = coordinator
+        self._ledger = ledger
+        self._snapshots = snapshots
         self._advisories = advisories
         self._upgrades = upgrades
         self._webhooks = webhooks
+        self._audit_log = AuditLog(store, db)
 
     async def _hosts(self, records: list[HostRecord]) -> list[admin_pb.Host]:
         """Host messages with what the cluster picture adds: roles, risk, maintenance."""
@@ -118,8 +125,7 @@ class AdminApi(
         validate.host_id(request.host_id)
         record = await self._db.run(self._store.get_host, request.host_id)
         if record is None:
-            await context.abort(grpc.StatusCode.NOT_FOUND, f"no host {request.host_id!r}")
-        assert record is not None
+            raise NotFound(f"no host {request.host_id!r}")
         return (await self._hosts([record]))[0]
 
     @unary
@@ -128,7 +134,7 @@ class AdminApi(
     ) -> admin_pb.ListEventsResponse:
         _filter(request.filter)
         if request.limit > MAX_LIMIT:
-            raise validate.Invalid("limit", f"{request.limit} is above the limit {MAX_LIMIT}")
+            raise Invalid("limit", f"{request.limit} is above the limit {MAX_LIMIT}")
         events = await self._db.run(
             self._store.list_events,
             request.filter,
@@ -162,7 +168,7 @@ def _filter(flt: admin_pb.EventFilter) -> None:
     if flt.host_id:
         validate.host_id(flt.host_id, "filter.host_id")
     if flt.kind and not validate.KIND_RE.match(flt.kind):
-        raise validate.Invalid("filter.kind", f"{flt.kind[:80]!r} is not UPPER_SNAKE_CASE")
+        raise Invalid("filter.kind", f"{flt.kind[:80]!r} is not UPPER_SNAKE_CASE")
     if flt.min_severity:
         validate.enum_value(flt.min_severity, pb.Severity, "filter.min_severity")
     if flt.mount:

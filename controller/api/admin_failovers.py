@@ -10,21 +10,21 @@ import dataclasses
 import time
 from collections.abc import Awaitable, Callable
 
-import grpc
-
 from controller.api import convert, validate
+from controller.api.auditlog import AuditLog
 from controller.api.identity import Caller, caller
 from controller.api.rpc import Ctx, unary
 from controller.audit import verify
 from controller.config import ControllerConfig
-from controller.failover import machine, switchover
-from controller.failover.coordinator import Coordinator
-from controller.failover.machine import Failover, Refused
+from controller.failover import switchover
+from controller.failover.ledger import Ledger
+from controller.failover.machine import Failover
 from controller.failover.model import ClusterState, GroupView, Trigger
+from controller.failover.snapshot import Snapshots
 from controller.store.dbthread import DbThread
-from controller.store.interface import FailoverCommit, HostRecord, Store
+from controller.store.interface import HostRecord, Store
 from hangwatch import pbtime
-from hangwatch.ids import is_ulid
+from hangwatch.errors import Invalid, NotFound, ProposalRefused
 from hangwatch.v1 import admin_service_pb2 as admin_pb
 
 MAX_REASON = 1000
@@ -35,50 +35,16 @@ class FailoverAdmin:
     _store: Store
     _db: DbThread
     _config: ControllerConfig
-    _coordinator: Coordinator
+    _audit_log: AuditLog
+    _ledger: Ledger
+    _snapshots: Snapshots
     _hosts: Callable[[list[HostRecord]], Awaitable[list[admin_pb.Host]]]
 
-    async def _audit(
-        self, who: Caller, action: str, target: str, detail: str, allowed: bool = True
-    ) -> None:
-        await self._db.run(
-            self._store.append_audit,
-            time.time(),
-            who.name,
-            who.role,
-            action,
-            target,
-            detail,
-            allowed,
-        )
-
-    async def _refuse(
-        self,
-        context: Ctx,
-        who: Caller,
-        action: str,
-        target: str,
-        code: grpc.StatusCode,
-        message: str,
-    ) -> None:
-        await self._audit(who, action, target, f"refused: {message}", allowed=False)
-        await context.abort(code, message)
-
     async def _state(self) -> ClusterState:
-        state, _ = await self._db.run(self._coordinator.snapshot, time.time())
-        return state
+        return await self._snapshots.cluster()
 
     def _group(self, state: ClusterState, name: str) -> GroupView:
         return switchover.find_group(state, name)
-
-    async def _load(self, context: Ctx, failover_id: str) -> Failover:
-        if not is_ulid(failover_id):
-            raise validate.Invalid("id", f"{failover_id[:40]!r} is not a failover id")
-        f = await self._db.run(self._store.get_failover, failover_id)
-        if f is None:
-            await context.abort(grpc.StatusCode.NOT_FOUND, f"no failover {failover_id}")
-        assert f is not None
-        return f
 
     # Groups.
 
@@ -97,7 +63,9 @@ class FailoverAdmin:
         validate.text(request.reason, "reason", MAX_REASON, required=True)
         group = self._group(await self._state(), request.group)
         await self._db.run(self._store.set_auto_blocked_until, group.name, None)
-        await self._audit(who, "ack", group.name, f"anti-flap block ended: {request.reason}")
+        await self._audit_log.append(
+            who, "ack", group.name, f"anti-flap block ended: {request.reason}"
+        )
         return _group_msg(self._group(await self._state(), group.name))
 
     @unary
@@ -108,7 +76,7 @@ class FailoverAdmin:
         validate.text(request.reason, "reason", MAX_REASON, required=True)
         value = "on" if request.enabled else "off"
         await self._db.run(self._store.set_setting, "automation", value)
-        await self._audit(who, f"automation {value}", "cluster", request.reason)
+        await self._audit_log.append(who, f"automation {value}", "cluster", request.reason)
         return admin_pb.SetAutomationResponse(enabled=request.enabled)
 
     # Proposals and decisions.
@@ -120,7 +88,6 @@ class FailoverAdmin:
         who = caller(context)
         validate.text(request.reason, "reason", MAX_REASON, required=True)
         f = await self._plan(
-            context,
             who,
             request.group,
             request.to_host,
@@ -132,7 +99,7 @@ class FailoverAdmin:
             msg = convert.failover(f)
             msg.dry_run = True
             return msg
-        await self._commit_new(f, who)
+        await self._ledger.propose(f, who)
         return convert.failover(f)
 
     @unary
@@ -141,23 +108,19 @@ class FailoverAdmin:
     ) -> admin_pb.Failover:
         who = caller(context)
         if not request.to_host:
-            raise validate.Invalid("to_host", "a switchover needs --to HOST")
+            raise Invalid("to_host", "a switchover needs --to HOST")
         reason = request.reason or f"planned switchover to {request.to_host}"
         validate.text(reason, "reason", MAX_REASON)
         f = await self._plan(
-            context, who, request.group, request.to_host, reason, request.force, Trigger.SWITCHOVER
+            who, request.group, request.to_host, reason, request.force, Trigger.SWITCHOVER
         )
         if request.HasField("at"):
             f = dataclasses.replace(f, not_before=pbtime.seconds(request.at))
         # A person asked for it: it is approved as it is created (demote comes first).
-        approved = await switchover.start_switchover(
-            self._store, self._db, self._coordinator, f, who
-        )
-        return convert.failover(approved)
+        return convert.failover(await self._ledger.switchover(f, who))
 
     async def _plan(
         self,
-        context: Ctx,
         who: Caller,
         group_name: str,
         to_host: str,
@@ -170,115 +133,53 @@ class FailoverAdmin:
             return switchover.plan_failover(
                 state, group_name, to_host, reason, force, trigger, who.name
             )
-        except switchover.PlanRefused as exc:
-            await self._refuse(
-                context, who, "propose", group_name, grpc.StatusCode.FAILED_PRECONDITION, str(exc)
-            )
-            raise AssertionError("unreachable") from exc
-
-    async def _commit_new(self, f: Failover, who: Caller) -> None:
-        await switchover.commit_new(self._store, self._db, f, who)
-
-    async def _decide(
-        self,
-        context: Ctx,
-        failover_id: str,
-        action: str,
-        decide: Callable[[Failover, Caller], Failover],
-    ) -> Failover:
-        who = caller(context)
-        f = await self._load(context, failover_id)
-        try:
-            new = decide(f, who)
-        except Refused as exc:
-            await self._refuse(
-                context, who, action, f.group, grpc.StatusCode.FAILED_PRECONDITION, str(exc)
-            )
-            raise AssertionError("unreachable") from exc
-        await self._db.run(
-            self._store.commit_failover,
-            FailoverCommit(
-                new, audit=(who.name, who.role, action, f"{f.id}: {new.steps[-1].detail}")
-            ),
-            time.time(),
-        )
-        self._coordinator.wake()
-        return new
+        except ProposalRefused as exc:
+            await self._audit_log.refused(who, "propose", group_name, exc)
+            raise
 
     @unary
     async def ApproveFailover(
         self, request: admin_pb.ApproveFailoverRequest, context: Ctx
     ) -> admin_pb.Failover:
-        two = self._config.failover.two_person_rule
-        f = await self._decide(
-            context,
-            request.id,
-            "approve",
-            lambda f, who: machine.approve(f, who.name, time.time(), two_person=two),
+        f = await self._ledger.load(request.id)
+        approved = await self._ledger.approve(
+            f, caller(context), two_person=self._config.failover.two_person_rule
         )
-        return convert.failover(f)
+        return convert.failover(approved)
 
     @unary
     async def RejectFailover(
         self, request: admin_pb.RejectFailoverRequest, context: Ctx
     ) -> admin_pb.Failover:
         validate.text(request.reason, "reason", MAX_REASON, required=True)
-        f = await self._decide(
-            context,
-            request.id,
-            "reject",
-            lambda f, who: machine.reject(f, who.name, request.reason, time.time()),
-        )
-        return convert.failover(f)
+        f = await self._ledger.load(request.id)
+        return convert.failover(await self._ledger.reject(f, caller(context), request.reason))
 
     @unary
     async def CancelFailover(
         self, request: admin_pb.CancelFailoverRequest, context: Ctx
     ) -> admin_pb.Failover:
         validate.text(request.reason, "reason", MAX_REASON, required=True)
-        f = await self._decide(
-            context,
-            request.id,
-            "cancel",
-            lambda f, who: machine.cancel(f, who.name, request.reason, time.time()),
-        )
-        return convert.failover(f)
+        f = await self._ledger.load(request.id)
+        return convert.failover(await self._ledger.cancel(f, caller(context), request.reason))
 
     @unary
     async def ConfirmFenced(
         self, request: admin_pb.ConfirmFencedRequest, context: Ctx
     ) -> admin_pb.Failover:
-        who = caller(context)
         validate.text(request.reason, "reason", MAX_REASON, required=True)
-        f = await self._load(context, request.id)
-        try:
-            new, actions = machine.confirm_fenced(
-                f,
-                who.name,
-                request.confirm_host,
-                request.reason,
-                time.time(),
-                self._coordinator.timeouts,
-            )
-        except Refused as exc:
-            await self._refuse(
-                context,
-                who,
-                "confirm-fenced",
-                f.group,
-                grpc.StatusCode.FAILED_PRECONDITION,
-                str(exc),
-            )
-            raise AssertionError("unreachable") from exc
-        await self._coordinator.apply(new, actions, role=who.role)
-        return convert.failover(new)
+        f = await self._ledger.load(request.id)
+        confirmed = await self._ledger.confirm_fenced(
+            f, caller(context), request.confirm_host, request.reason
+        )
+        return convert.failover(confirmed)
 
     @unary
     async def ListFailovers(
         self, request: admin_pb.ListFailoversRequest, context: Ctx
     ) -> admin_pb.ListFailoversResponse:
         if request.limit > 1000:
-            raise validate.Invalid("limit", f"{request.limit} is above the limit 1000")
+            raise Invalid("limit", f"{request.limit} is above the limit 1000")
         found = await self._db.run(
             self._store.list_failovers, request.group, request.active_only, request.limit or 100
         )
@@ -288,7 +189,7 @@ class FailoverAdmin:
     async def GetFailover(
         self, request: admin_pb.GetFailoverRequest, context: Ctx
     ) -> admin_pb.Failover:
-        return convert.failover(await self._load(context, request.id))
+        return convert.failover(await self._ledger.load(request.id))
 
     # Maintenance and hosts.
 
@@ -299,7 +200,7 @@ class FailoverAdmin:
         who = caller(context)
         scope = SCOPES.get(request.scope)
         if scope is None:
-            raise validate.Invalid("scope", "must be HOST, GROUP or CLUSTER")
+            raise Invalid("scope", "must be HOST, GROUP or CLUSTER")
         validate.text(request.reason, "reason", MAX_REASON, required=True)
         target = "" if scope == "cluster" else request.target
         if scope == "group":
@@ -309,7 +210,7 @@ class FailoverAdmin:
         until = pbtime.seconds(request.until) if request.HasField("until") else None
         now = time.time()
         if until is not None and until <= now:
-            raise validate.Invalid("until", "is in the past")
+            raise Invalid("until", "is in the past")
         await self._db.run(
             self._store.set_maintenance,
             scope,
@@ -321,7 +222,9 @@ class FailoverAdmin:
             now,
         )
         state = "on" if request.enabled else "off"
-        await self._audit(who, f"maintenance {state}", f"{scope}:{target}", request.reason)
+        await self._audit_log.append(
+            who, f"maintenance {state}", f"{scope}:{target}", request.reason
+        )
         return admin_pb.Maintenance(
             scope=request.scope,
             target=target,
@@ -345,8 +248,8 @@ class FailoverAdmin:
         validate.host_id(request.host_id)
         validate.text(request.reason, "reason", MAX_REASON, required=True)
         if not await self._db.run(self._store.set_needs_clear, request.host_id, ""):
-            await context.abort(grpc.StatusCode.NOT_FOUND, f"no host {request.host_id!r}")
-        await self._audit(who, "host clear", request.host_id, request.reason)
+            raise NotFound(f"no host {request.host_id!r}")
+        await self._audit_log.append(who, "host clear", request.host_id, request.reason)
         record = await self._db.run(self._store.get_host, request.host_id)
         assert record is not None
         return (await self._hosts([record]))[0]
@@ -358,7 +261,7 @@ class FailoverAdmin:
         self, request: admin_pb.ListAuditRequest, context: Ctx
     ) -> admin_pb.ListAuditResponse:
         if request.limit > 10_000:
-            raise validate.Invalid("limit", f"{request.limit} is above the limit 10000")
+            raise Invalid("limit", f"{request.limit} is above the limit 10000")
         rows = await self._db.run(self._store.list_audit, request.since_seq, request.limit or 1000)
         return admin_pb.ListAuditResponse(entries=[convert.audit(r) for r in rows])
 

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import time
 
-import grpc
-
-from controller.api import validate
 from controller.api.rpc import Ctx, unary
 from controller.config import ControllerConfig
 from controller.incidents import report
 from controller.store.dbthread import DbThread
 from controller.store.interface import IncidentRow, Store
 from hangwatch import pbtime
+from hangwatch.errors import Invalid, NotFound
 from hangwatch.ids import is_ulid
 from hangwatch.v1 import admin_service_pb2 as admin_pb
 
@@ -42,7 +40,7 @@ class IncidentAdmin:
         self, request: admin_pb.ListIncidentsRequest, context: Ctx
     ) -> admin_pb.ListIncidentsResponse:
         if request.limit > 1000:
-            raise validate.Invalid("limit", f"{request.limit} is above the limit 1000")
+            raise Invalid("limit", f"{request.limit} is above the limit 1000")
         rows = await self._db.run(
             self._store.list_incidents, request.open_only, request.limit or 100
         )
@@ -53,13 +51,12 @@ class IncidentAdmin:
         self, request: admin_pb.GetIncidentRequest, context: Ctx
     ) -> admin_pb.Incident:
         if not is_ulid(request.id):
-            raise validate.Invalid("id", f"{request.id[:40]!r} is not an incident id")
+            raise Invalid("id", f"{request.id[:40]!r} is not an incident id")
         if request.format not in ("", "markdown"):
-            raise validate.Invalid("format", f"{request.format[:20]!r}: use '' or 'markdown'")
+            raise Invalid("format", f"{request.format[:20]!r}: use '' or 'markdown'")
         row = await self._db.run(self._store.get_incident, request.id)
         if row is None:
-            await context.abort(grpc.StatusCode.NOT_FOUND, f"no incident {request.id}")
-        assert row is not None
+            raise NotFound(f"no incident {request.id}")
         members = next(
             (g.members for g in self._config.groups if g.name == row.group), [row.host_id]
         )

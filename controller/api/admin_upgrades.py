@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Awaitable, Callable
-
-import grpc
+from collections.abc import Callable
 
 from controller.api import validate
+from controller.api.auditlog import AuditLog
 from controller.api.identity import caller
 from controller.api.rpc import Ctx, unary
 from controller.config import ControllerConfig
@@ -23,20 +22,21 @@ from controller.upgrades import planner
 from controller.upgrades.advisories import AdvisoryBook
 from controller.upgrades.driver import UpgradeDriver
 from controller.upgrades.kernelversion import BadVersion, parse, parse_range
-from controller.upgrades.planner import HState, Plan, PlanHost, PState
+from controller.upgrades.planner import Plan, PlanHost, PlanHostState, PlanState
 from hangwatch import pbtime
+from hangwatch.errors import AlreadyExists, Invalid, NotFound, UpgradeRefused
+from hangwatch.messages import enum_number
 from hangwatch.v1 import admin_service_pb2 as admin_pb
 
 MAX_REASON = 1000
-_PRECONDITION = grpc.StatusCode.FAILED_PRECONDITION
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")
-_PLAN_STATE = {s: admin_pb.UpgradePlanState.Value(f"UPGRADE_PLAN_STATE_{s.value}") for s in PState}
-_HOST_STATE = {s: admin_pb.UpgradeHostState.Value(f"UPGRADE_HOST_STATE_{s.value}") for s in HState}
+_PLAN_STATE = {s: enum_number(admin_pb.UpgradePlanState, s.value) for s in PlanState}
+_HOST_STATE = {s: enum_number(admin_pb.UpgradeHostState, s.value) for s in PlanHostState}
 
 
 def _name(value: str, field: str) -> None:
     if not _ID.match(value):
-        raise validate.Invalid(
+        raise Invalid(
             field, f"{value[:80]!r} is not a name (letters, digits, '.', '_', ':', '-'; max 64)"
         )
 
@@ -48,9 +48,7 @@ class UpgradeAdmin:
     _coordinator: Coordinator
     _advisories: AdvisoryBook
     _upgrades: UpgradeDriver
-    # From FailoverAdmin: audit entries, and audited refusals.
-    _audit: Callable[..., Awaitable[None]]
-    _refuse: Callable[..., Awaitable[None]]
+    _audit_log: AuditLog
 
     # Advisories.
 
@@ -73,18 +71,22 @@ class UpgradeAdmin:
         try:
             parse_range(a.kernel_range)
         except BadVersion as exc:
-            raise validate.Invalid("advisory.kernel_range", str(exc)) from None
+            raise Invalid("advisory.kernel_range", str(exc)) from None
         if a.fs_type and not re.fullmatch(r"[a-z0-9]{1,32}", a.fs_type):
-            raise validate.Invalid("advisory.fs_type", f"{a.fs_type[:40]!r} is not a fs type")
+            raise Invalid("advisory.fs_type", f"{a.fs_type[:40]!r} is not a fs type")
         validate.text(a.reason, "advisory.reason", MAX_REASON)
         validate.text(a.url, "advisory.url", 2048)
         row = AdvisoryRow(a.id, a.kernel_range, a.fs_type, a.reason, a.url, time.time(), who.name)
         if not await self._db.run(self._store.add_advisory, row):
-            await self._audit(who, "advisory add", a.id, "refused: exists", allowed=False)
-            await context.abort(grpc.StatusCode.ALREADY_EXISTS, f"advisory {a.id} exists")
+            await self._audit_log.append(
+                who, "advisory add", a.id, "refused: exists", allowed=False
+            )
+            raise AlreadyExists(f"advisory {a.id} exists")
         self._advisories.load(await self._db.run(self._store.list_advisories))
         detail = f"kernel {a.kernel_range}" + (f" on {a.fs_type}" if a.fs_type else "")
-        await self._audit(who, "advisory add", a.id, f"{detail}: {a.reason}".rstrip(": "))
+        await self._audit_log.append(
+            who, "advisory add", a.id, f"{detail}: {a.reason}".rstrip(": ")
+        )
         self._coordinator.wake()
         return next(m for m in await self._advisory_msgs() if m.id == a.id)
 
@@ -102,9 +104,9 @@ class UpgradeAdmin:
         _name(request.id, "id")
         validate.text(request.reason, "reason", MAX_REASON, required=True)
         if not await self._db.run(self._store.remove_advisory, request.id):
-            await context.abort(grpc.StatusCode.NOT_FOUND, f"no advisory {request.id}")
+            raise NotFound(f"no advisory {request.id}")
         self._advisories.load(await self._db.run(self._store.list_advisories))
-        await self._audit(who, "advisory remove", request.id, request.reason)
+        await self._audit_log.append(who, "advisory remove", request.id, request.reason)
         self._coordinator.wake()
         return admin_pb.RemoveAdvisoryResponse()
 
@@ -113,7 +115,7 @@ class UpgradeAdmin:
     async def _plan_hosts(self, request: admin_pb.CreateUpgradePlanRequest) -> list[str]:
         chosen = [bool(request.groups), bool(request.hosts), request.all_hosts]
         if sum(chosen) != 1:
-            raise validate.Invalid("hosts", "give exactly one of groups, hosts, all_hosts")
+            raise Invalid("hosts", "give exactly one of groups, hosts, all_hosts")
         known = [r.host_id for r in await self._db.run(self._store.list_hosts)]
         if request.all_hosts:
             hosts = known
@@ -122,17 +124,17 @@ class UpgradeAdmin:
                 validate.host_id(host, f"hosts[{i}]")
             unknown = [h for h in request.hosts if h not in known]
             if unknown:
-                raise validate.Invalid("hosts", f"never registered: {', '.join(unknown)}")
+                raise Invalid("hosts", f"never registered: {', '.join(unknown)}")
             hosts = list(request.hosts)
         else:
             groups = {g.name: g for g in self._config.groups}
             missing = [g for g in request.groups if g not in groups]
             if missing:
-                raise validate.Invalid("groups", f"no group {', '.join(missing)}")
+                raise Invalid("groups", f"no group {', '.join(missing)}")
             hosts = [m for g in request.groups for m in groups[g].members]
         hosts = list(dict.fromkeys(hosts))
         if not hosts:
-            raise validate.Invalid("hosts", "the plan would hold no host")
+            raise Invalid("hosts", "the plan would hold no host")
         return hosts
 
     @unary
@@ -144,25 +146,25 @@ class UpgradeAdmin:
         try:
             parse(request.target_kernel)
         except BadVersion as exc:
-            raise validate.Invalid("target_kernel", str(exc)) from None
+            raise Invalid("target_kernel", str(exc)) from None
         if request.target_fs:
             try:
                 planner.parse_fs_spec(request.target_fs)
             except ValueError as exc:
-                raise validate.Invalid("target_fs", str(exc)) from None
+                raise Invalid("target_fs", str(exc)) from None
         soak = (
             pbtime.seconds(request.soak)
             if request.HasField("soak")
             else self._config.upgrades.default_soak_seconds
         )
         if soak < 0:
-            raise validate.Invalid("soak", "must not be negative")
+            raise Invalid("soak", "must not be negative")
         now = time.time()
         plan = Plan(
             name=request.name,
             target_kernel=request.target_kernel,
             target_fs=request.target_fs,
-            state=PState.RUNNING,
+            state=PlanState.RUNNING,
             soak_seconds=soak,
             created_at=now,
             created_by=who.name,
@@ -171,26 +173,25 @@ class UpgradeAdmin:
         )
         try:
             created = await self._upgrades.create(plan, who)
-        except planner.Refused as exc:
-            await self._refuse(context, who, "upgrade plan", plan.name, _PRECONDITION, str(exc))
-            raise AssertionError("unreachable") from exc
+        except UpgradeRefused as exc:
+            await self._audit_log.refused(who, "upgrade plan", plan.name, exc)
+            raise
         if not created:
-            await context.abort(grpc.StatusCode.ALREADY_EXISTS, f"plan {plan.name} exists")
+            raise AlreadyExists(f"plan {plan.name} exists")
         return plan_msg(plan)
 
-    async def _load_plan(self, context: Ctx, name: str) -> Plan:
+    async def _load_plan(self, name: str) -> Plan:
         _name(name, "name")
         plan = await self._db.run(self._store.get_plan, name)
         if plan is None:
-            await context.abort(grpc.StatusCode.NOT_FOUND, f"no upgrade plan {name!r}")
-        assert plan is not None
+            raise NotFound(f"no upgrade plan {name!r}")
         return plan
 
     @unary
     async def GetUpgradePlan(
         self, request: admin_pb.GetUpgradePlanRequest, context: Ctx
     ) -> admin_pb.UpgradePlan:
-        return plan_msg(await self._load_plan(context, request.name))
+        return plan_msg(await self._load_plan(request.name))
 
     @unary
     async def ListUpgradePlans(
@@ -208,12 +209,12 @@ class UpgradeAdmin:
         change: Callable[[Plan], Plan],
     ) -> admin_pb.UpgradePlan:
         who = caller(context)
-        await self._load_plan(context, name)
+        await self._load_plan(name)
         try:
             new = await self._upgrades.change(name, change, who, action, detail)
-        except planner.Refused as exc:
-            await self._refuse(context, who, action, name, _PRECONDITION, str(exc))
-            raise AssertionError("unreachable") from exc
+        except UpgradeRefused as exc:
+            await self._audit_log.refused(who, action, name, exc)
+            raise
         assert new is not None
         return plan_msg(new)
 
@@ -225,8 +226,8 @@ class UpgradeAdmin:
         validate.text(request.reason, "reason", MAX_REASON, required=True)
         state = next((s for s, v in _PLAN_STATE.items() if v == request.state), None)
         if state is None:
-            raise validate.Invalid("state", "must be RUNNING, PAUSED or ABORTED")
-        verb = {PState.RUNNING: "resume", PState.PAUSED: "pause"}.get(state, "abort")
+            raise Invalid("state", "must be RUNNING, PAUSED or ABORTED")
+        verb = {PlanState.RUNNING: "resume", PlanState.PAUSED: "pause"}.get(state, "abort")
         return await self._change(
             context,
             request.name,
@@ -244,7 +245,7 @@ class UpgradeAdmin:
         validate.text(request.reason, "reason", MAX_REASON, required=True)
         state = next((s for s, v in _HOST_STATE.items() if v == request.state), None)
         if state is None:
-            raise validate.Invalid("state", "must be an upgrade host state")
+            raise Invalid("state", "must be an upgrade host state")
         world = await self._db.run(self._upgrades.world, time.time())
         facts = world.hosts.get(request.host_id)
         primary_of = tuple(g.name for g in world.cluster.groups if g.primary == request.host_id)

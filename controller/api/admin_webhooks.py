@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from controller.api import validate
+from controller.api.auditlog import AuditLog
 from controller.api.identity import caller
 from controller.api.rpc import Ctx, unary
 from controller.config import ControllerConfig
@@ -12,6 +12,7 @@ from controller.notify.webhooks import Dispatcher
 from controller.store.dbthread import DbThread
 from controller.store.interface import Store
 from hangwatch import pbtime
+from hangwatch.errors import Invalid
 from hangwatch.v1 import admin_service_pb2 as admin_pb
 
 MAX_IDS = 1000
@@ -22,11 +23,12 @@ class WebhookAdmin:
     _db: DbThread
     _config: ControllerConfig
     _webhooks: Dispatcher | None
+    _audit_log: AuditLog
 
     def _sink(self, name: str) -> None:
         known = [w.name for w in self._config.webhooks]
         if name and name not in known:
-            raise validate.Invalid(
+            raise Invalid(
                 "sink", f"no webhook sink {name[:80]!r} (known: {', '.join(known) or 'none'})"
             )
 
@@ -57,17 +59,14 @@ class WebhookAdmin:
         who = caller(context)
         self._sink(request.sink)
         if len(request.ids) > MAX_IDS:
-            raise validate.Invalid("ids", f"{len(request.ids)} ids, the limit is {MAX_IDS}")
+            raise Invalid("ids", f"{len(request.ids)} ids, the limit is {MAX_IDS}")
         now = time.time()
         count = await self._db.run(
             self._store.requeue_dead_letters, request.sink, list(request.ids), now
         )
         which = ", ".join(str(i) for i in request.ids) if request.ids else "all"
-        await self._db.run(
-            self._store.append_audit,
-            now,
-            who.name,
-            who.role,
+        await self._audit_log.append(
+            who,
             "retry dead letters",
             request.sink or "all sinks",
             f"ids: {which[:500]}; requeued {count}",

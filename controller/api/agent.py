@@ -6,9 +6,9 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 
-import grpc
-
 from controller.api import validate
+from controller.api.auditlog import AuditLog
+from controller.api.identity import AGENT, Caller
 from controller.api.rpc import Ctx, streaming, unary
 from controller.config import ControllerConfig
 from controller.failover.commandhub import CommandHub
@@ -17,6 +17,8 @@ from controller.notify.eventbus import CursorBus
 from controller.store.dbthread import DbThread
 from controller.store.interface import Store
 from hangwatch import pbtime
+from hangwatch.errors import NotFound
+from hangwatch.messages import enum_label
 from hangwatch.v1 import agent_service_pb2 as agent_pb
 from hangwatch.v1 import agent_service_pb2_grpc as agent_grpc
 from hangwatch.v1 import types_pb2 as pb
@@ -41,6 +43,7 @@ class AgentApi(agent_grpc.AgentServiceServicer):
         self._config = config
         self._hub = hub
         self._coordinator = coordinator
+        self._audit_log = AuditLog(store, db)
         # Told of each newly stored event after its commit (webhooks, metrics); never blocks.
         self._on_stored = on_stored
 
@@ -101,22 +104,16 @@ class AgentApi(agent_grpc.AgentServiceServicer):
         validate.command_result(result)
         known = await self._db.run(self._store.record_command_result, result, time.time())
         if not known:
-            await context.abort(
-                grpc.StatusCode.NOT_FOUND,
-                f"no command {result.command_id!r} for {result.host_id!r}",
-            )
-        status = pb.CommandStatus.Name(result.status).removeprefix("COMMAND_STATUS_")
+            raise NotFound(f"no command {result.command_id!r} for {result.host_id!r}")
+        status = enum_label(pb.CommandStatus, result.status)
         if result.status == pb.COMMAND_STATUS_STALE_EPOCH:
             # The agent's refusal is itself worth keeping: someone sent an old epoch.
-            await self._db.run(
-                self._store.append_audit,
-                time.time(),
-                result.host_id,
-                "agent",
+            await self._audit_log.append(
+                Caller(result.host_id, AGENT),
                 "refuse stale epoch",
                 result.host_id,
                 f"{result.command_id}: epoch {result.epoch} < known {result.known_epoch}",
-                False,
+                allowed=False,
             )
         log.info(
             "command %s on %s: %s (exit %d)",

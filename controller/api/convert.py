@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from controller.audit import AuditRow
 from controller.failover.machine import Failover
-from controller.failover.model import FState, Trigger
+from controller.failover.model import FailoverState, Trigger
 from controller.store.interface import MaintenanceRow
 from hangwatch import pbtime
+from hangwatch.messages import enum_number
 from hangwatch.v1 import admin_service_pb2 as admin_pb
 
-STATE = {s: admin_pb.FailoverState.Value(f"FAILOVER_STATE_{s.value}") for s in FState}
-TRIGGER = {t: admin_pb.FailoverTrigger.Value(f"FAILOVER_TRIGGER_{t.value}") for t in Trigger}
+STATE = {s: enum_number(admin_pb.FailoverState, s.value) for s in FailoverState}
+TRIGGER = {t: enum_number(admin_pb.FailoverTrigger, t.value) for t in Trigger}
 SCOPE = {
     "host": admin_pb.MAINTENANCE_SCOPE_HOST,
     "group": admin_pb.MAINTENANCE_SCOPE_GROUP,

@@ -39,6 +39,10 @@ class Caller:
     hosts: frozenset[str] = frozenset()
 
 
+# The controller itself, for what it does on its own: policy approvals, failover steps,
+# upgrade drains.
+SYSTEM = Caller("hangwatch", "system")
+
 _current: contextvars.ContextVar[Caller] = contextvars.ContextVar("caller")
 
 

@@ -1,19 +1,25 @@
-"""Shared plumbing for the servicers: validation errors become INVALID_ARGUMENT."""
+"""Shared plumbing for the servicers: the one place a deliberate error becomes a gRPC
+status. Each `hangwatch.errors` class names its code; its message is the detail."""
 
 from __future__ import annotations
 
 import functools
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import grpc
 
-from controller.api.validate import Invalid
-from controller.store.interface import GroupBusy, StaleFailover
+from hangwatch.errors import HangwatchError
 
 Ctx = grpc.aio.ServicerContext[Any, Any]
 Req = TypeVar("Req")
 Resp = TypeVar("Resp")
+
+
+async def abort(context: Ctx, error: HangwatchError) -> NoReturn:
+    """Ends the call with the error's status code and message."""
+    await context.abort(grpc.StatusCode[error.code], str(error))
+    raise AssertionError("unreachable") from error
 
 
 def unary(
@@ -23,12 +29,8 @@ def unary(
     async def wrapper(self: Any, request: Req, context: Ctx) -> Resp:
         try:
             return await fn(self, request, context)
-        except Invalid as exc:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
-            raise AssertionError("unreachable") from exc
-        except (GroupBusy, StaleFailover) as exc:
-            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
-            raise AssertionError("unreachable") from exc
+        except HangwatchError as exc:
+            await abort(context, exc)
 
     return wrapper
 
@@ -41,7 +43,7 @@ def streaming(
         try:
             async for item in fn(self, request, context):
                 yield item
-        except Invalid as exc:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        except HangwatchError as exc:
+            await abort(context, exc)
 
     return wrapper

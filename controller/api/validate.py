@@ -1,7 +1,7 @@
 """Request validation: every handler checks its input before touching state.
 
-Each check raises `Invalid(field, problem)`; the API layer turns it into
-INVALID_ARGUMENT with "field: problem" so a caller knows what to fix.
+Each check raises `hangwatch.errors.Invalid(field, problem)`; the API layer turns it
+into INVALID_ARGUMENT with "field: problem" so a caller knows what to fix.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from typing import Any
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 
+from hangwatch.errors import Invalid
 from hangwatch.ids import is_ulid
 from hangwatch.v1 import agent_service_pb2 as agent_pb
 from hangwatch.v1 import types_pb2 as pb
@@ -24,13 +25,6 @@ MAX_TEXT = 4096
 MAX_EVENTS_PER_BATCH = 1000
 MAX_KERNEL_LINES = 200
 MAX_ATTRIBUTES = 64
-
-
-class Invalid(ValueError):
-    def __init__(self, field: str, problem: str) -> None:
-        super().__init__(f"{field}: {problem}")
-        self.field = field
-        self.problem = problem
 
 
 def host_id(value: str, field: str = "host_id") -> None:

@@ -1,1 +1,2 @@
-"""Failover: pure decisions and state machine, and the coordinator that carries them out."""
+"""Failover: the pure engine and state machine, the cluster snapshot they read, the
+ledger that writes every change to a failover, and the coordinator loop that drives them."""

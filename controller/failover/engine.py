@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from controller.failover.model import (
     Candidate,
     ClusterState,
-    FState,
+    FailoverState,
     GroupView,
     HostView,
     Trigger,
@@ -151,7 +151,7 @@ def approval_holds(state: ClusterState, group: GroupView) -> list[str]:
     running = [
         f
         for f in state.failovers
-        if f.state.active and f.state != FState.PROPOSED and not f.waiting
+        if f.state.active and f.state != FailoverState.PROPOSED and not f.waiting
     ]
     if len(running) >= policy.max_concurrent:
         holds.append(
@@ -163,7 +163,7 @@ def approval_holds(state: ClusterState, group: GroupView) -> list[str]:
         for f in state.failovers
         if f.auto
         and state.now - f.created_at <= policy.window_seconds
-        and f.state != FState.PROPOSED
+        and f.state != FailoverState.PROPOSED
     }
     # One failover per window is always allowed, however few groups there are.
     allowed = max(1, int(len(state.groups) * policy.max_group_percent / 100.0))

@@ -18,16 +18,13 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from controller.failover.model import Candidate, FState, Trigger
-
-
-class Refused(Exception):
-    """A request that the failover's state does not allow; the message says why."""
+from controller.failover.model import Candidate, FailoverState, Trigger
+from hangwatch.errors import TransitionRefused
 
 
 @dataclass(frozen=True)
 class Step:
-    state: FState
+    state: FailoverState
     at: float
     actor: str
     detail: str
@@ -37,7 +34,7 @@ class Step:
 class Failover:
     id: str
     group: str
-    state: FState
+    state: FailoverState
     trigger: Trigger
     from_host: str
     to_host: str
@@ -126,7 +123,7 @@ Action = SetEpoch | SendCommand | RunFence | SetPrimary | MarkNeedsClear | Block
 
 
 def _to(
-    f: Failover, state: FState, now: float, actor: str, detail: str, **changes: object
+    f: Failover, state: FailoverState, now: float, actor: str, detail: str, **changes: object
 ) -> Failover:
     step = Step(state, now, actor, detail)
     return dataclasses.replace(f, state=state, steps=(*f.steps, step), **changes)  # type: ignore[arg-type]
@@ -137,46 +134,81 @@ def note(f: Failover, now: float, actor: str, detail: str, **changes: object) ->
     return _to(f, f.state, now, actor, detail, **changes)
 
 
+def propose(
+    failover_id: str,
+    group: str,
+    trigger: Trigger,
+    from_host: str,
+    to_host: str,
+    reason: str,
+    actor: str,
+    now: float,
+    detail: str,
+    *,
+    candidates: tuple[Candidate, ...] = (),
+    forced: bool = False,
+    incident_id: str = "",
+) -> Failover:
+    """A new failover, PROPOSED by `actor`; `detail` is its first step's."""
+    return Failover(
+        id=failover_id,
+        group=group,
+        state=FailoverState.PROPOSED,
+        trigger=trigger,
+        from_host=from_host,
+        to_host=to_host,
+        reason=reason,
+        proposed_by=actor,
+        created_at=now,
+        forced=forced,
+        incident_id=incident_id,
+        candidates=candidates,
+        steps=(Step(FailoverState.PROPOSED, now, actor, detail),),
+    )
+
+
 def approve(
     f: Failover, actor: str, now: float, *, auto: bool = False, two_person: bool = False
 ) -> Failover:
-    if f.state is not FState.PROPOSED:
-        raise Refused(f"failover {f.id} is {f.state.value}, not PROPOSED")
+    if f.state is not FailoverState.PROPOSED:
+        raise TransitionRefused(f"failover {f.id} is {f.state.value}, not PROPOSED")
     if not f.to_host:
-        raise Refused(
+        raise TransitionRefused(
             f"failover {f.id} has no target; propose again with --to HOST "
             "(and --force for an ineligible one)"
         )
     if two_person and not auto and actor == f.proposed_by:
-        raise Refused(
+        raise TransitionRefused(
             f"two-person rule: {actor} proposed failover {f.id} and cannot also approve it"
         )
     how = "approved automatically by policy" if auto else "approved"
-    return _to(f, FState.APPROVED, now, actor, how, approved_by=actor, auto=auto)
+    return _to(f, FailoverState.APPROVED, now, actor, how, approved_by=actor, auto=auto)
 
 
 def reject(f: Failover, actor: str, reason: str, now: float) -> Failover:
-    if f.state is not FState.PROPOSED:
-        raise Refused(f"failover {f.id} is {f.state.value}; only a PROPOSED one can be rejected")
-    return _to(f, FState.REJECTED, now, actor, reason)
+    if f.state is not FailoverState.PROPOSED:
+        raise TransitionRefused(
+            f"failover {f.id} is {f.state.value}; only a PROPOSED one can be rejected"
+        )
+    return _to(f, FailoverState.REJECTED, now, actor, reason)
 
 
 def cancel(f: Failover, actor: str, reason: str, now: float) -> Failover:
-    if f.state not in (FState.PROPOSED, FState.APPROVED, FState.FENCE_FAILED):
-        raise Refused(
+    if f.state not in (FailoverState.PROPOSED, FailoverState.APPROVED, FailoverState.FENCE_FAILED):
+        raise TransitionRefused(
             f"failover {f.id} is {f.state.value}; it can be cancelled only before "
             "fencing starts or after fencing failed"
         )
-    return _to(f, FState.CANCELLED, now, actor, reason)
+    return _to(f, FailoverState.CANCELLED, now, actor, reason)
 
 
 def confirm_fenced(
     f: Failover, actor: str, confirm_host: str, reason: str, now: float, timeouts: Timeouts
 ) -> tuple[Failover, list[Action]]:
-    if f.state is not FState.FENCE_FAILED:
-        raise Refused(f"failover {f.id} is {f.state.value}, not FENCE_FAILED")
+    if f.state is not FailoverState.FENCE_FAILED:
+        raise TransitionRefused(f"failover {f.id} is {f.state.value}, not FENCE_FAILED")
     if confirm_host != f.from_host:
-        raise Refused(
+        raise TransitionRefused(
             f"confirmation {confirm_host!r} does not name the old primary "
             f"{f.from_host!r}: type its host id to confirm it is off"
         )
@@ -186,7 +218,7 @@ def confirm_fenced(
 def _promote(
     f: Failover, now: float, actor: str, detail: str, timeouts: Timeouts
 ) -> tuple[Failover, list[Action]]:
-    new = _to(f, FState.PROMOTING, now, actor, detail, deadline=now + timeouts.promote)
+    new = _to(f, FailoverState.PROMOTING, now, actor, detail, deadline=now + timeouts.promote)
     return new, [SendCommand(f.to_host, "promote", f.promote_id, f.epoch, "primary")]
 
 
@@ -203,7 +235,7 @@ def advance(
 ) -> tuple[Failover, list[Action]]:
     """The next step of an approved failover, from what is known now (idempotent)."""
     me = "hangwatch"
-    if f.state is FState.APPROVED:
+    if f.state is FailoverState.APPROVED:
         if f.not_before is not None and now < f.not_before:
             return f, []
         if group_primary is not None and group_primary != f.from_host:
@@ -211,7 +243,7 @@ def advance(
             # old host would leave the new primary serving beside the promoted one.
             return _to(
                 f,
-                FState.FAILED,
+                FailoverState.FAILED,
                 now,
                 me,
                 f"the group's primary is now {group_primary}, not {f.from_host}: propose again",
@@ -222,7 +254,7 @@ def advance(
         epoch = group_epoch + 1
         new = _to(
             f,
-            FState.FENCING,
+            FailoverState.FENCING,
             now,
             me,
             f"epoch {epoch}: asking {f.from_host} to demote",
@@ -233,14 +265,14 @@ def advance(
             SetEpoch(f.group, epoch),
             SendCommand(f.from_host, "demote", f.demote_id, epoch, "standby"),
         ]
-    if f.state is FState.FENCING:
+    if f.state is FailoverState.FENCING:
         return _fencing(f, now, results, fence_result, fence_configured, timeouts)
-    if f.state is FState.PROMOTING:
+    if f.state is FailoverState.PROMOTING:
         outcome = results.get(f.promote_id)
         if outcome is not None and outcome.ok:
             new = _to(
                 f,
-                FState.COMPLETED,
+                FailoverState.COMPLETED,
                 now,
                 me,
                 f"{f.to_host} promoted: {outcome.detail}",
@@ -257,12 +289,12 @@ def advance(
             return new, actions
         if outcome is not None:
             return _to(
-                f, FState.FAILED, now, me, f"promote failed: {outcome.detail}", deadline=None
+                f, FailoverState.FAILED, now, me, f"promote failed: {outcome.detail}", deadline=None
             ), []
         if f.deadline is not None and now > f.deadline:
             return _to(
                 f,
-                FState.FAILED,
+                FailoverState.FAILED,
                 now,
                 me,
                 f"{f.to_host} did not report its promote within {timeouts.promote:.0f}s",
@@ -295,7 +327,7 @@ def _fencing(
         if not fence_configured:
             return _to(
                 f,
-                FState.FENCE_FAILED,
+                FailoverState.FENCE_FAILED,
                 now,
                 me,
                 f"{why}; no fence agent is configured for {f.from_host}: confirm by "
@@ -315,7 +347,7 @@ def _fencing(
         if f.deadline is not None and now > f.deadline:
             return _to(
                 f,
-                FState.FENCE_FAILED,
+                FailoverState.FENCE_FAILED,
                 now,
                 me,
                 f"fencing {f.from_host} did not finish within {timeouts.fence:.0f}s",
@@ -326,7 +358,7 @@ def _fencing(
         return _promote(f, now, me, f"{f.from_host} fenced: {fence_result.detail}", timeouts)
     return _to(
         f,
-        FState.FENCE_FAILED,
+        FailoverState.FENCE_FAILED,
         now,
         me,
         f"fencing {f.from_host} failed: {fence_result.detail}; confirm by hand with "

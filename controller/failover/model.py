@@ -10,7 +10,7 @@ import enum
 from dataclasses import dataclass, field
 
 
-class FState(enum.Enum):
+class FailoverState(enum.Enum):
     PROPOSED = "PROPOSED"
     APPROVED = "APPROVED"
     FENCING = "FENCING"
@@ -23,7 +23,12 @@ class FState(enum.Enum):
 
     @property
     def active(self) -> bool:
-        return self not in (FState.COMPLETED, FState.REJECTED, FState.CANCELLED, FState.FAILED)
+        return self not in (
+            FailoverState.COMPLETED,
+            FailoverState.REJECTED,
+            FailoverState.CANCELLED,
+            FailoverState.FAILED,
+        )
 
 
 class Trigger(enum.Enum):
@@ -77,7 +82,7 @@ class GroupView:
 class FailoverView:
     id: str
     group: str
-    state: FState
+    state: FailoverState
     created_at: float
     auto: bool = False
     # An approved switchover waiting for its scheduled time (--at): not yet running.

@@ -1,30 +1,22 @@
-"""Planning and starting a failover someone asked for: a person (`ProposeFailover`,
-`Switchover`) or an upgrade plan draining a host. One code path, so an upgrade's
-switchover is chosen, checked, audited and carried out exactly as a person's is."""
+"""Planning a failover someone asked for: a person (`ProposeFailover`, `Switchover`)
+or an upgrade plan draining a host. One code path, so an upgrade's switchover is
+chosen and checked exactly as a person's is (and stored, through the ledger, alike)."""
 
 from __future__ import annotations
 
 import time
 
-from controller.api import validate
-from controller.api.identity import Caller
 from controller.failover import engine, machine
-from controller.failover.coordinator import Coordinator
 from controller.failover.machine import Failover
-from controller.failover.model import ClusterState, FState, GroupView, Trigger
-from controller.store.dbthread import DbThread
-from controller.store.interface import FailoverCommit, Store
+from controller.failover.model import ClusterState, GroupView, Trigger
+from hangwatch.errors import Invalid, ProposalRefused
 from hangwatch.ids import new_ulid
-
-
-class PlanRefused(Exception):
-    """The group's state does not allow the failover; the message says why."""
 
 
 def find_group(state: ClusterState, name: str) -> GroupView:
     group = next((g for g in state.groups if g.name == name), None)
     if group is None:
-        raise validate.Invalid(
+        raise Invalid(
             "group",
             f"no group {name[:80]!r} (known: {', '.join(g.name for g in state.groups) or 'none'})",
         )
@@ -42,16 +34,16 @@ def plan_failover(
 ) -> Failover:
     """A PROPOSED failover of `group_name`, with every member's ranking and reasons.
 
-    Raises `validate.Invalid` for a bad request and `PlanRefused` when no eligible
+    Raises `Invalid` for a bad request and `ProposalRefused` when no eligible
     target exists (an at-risk or otherwise ineligible one needs `force`).
     """
     group = find_group(state, group_name)
     if any(f.group == group.name and f.state.active for f in state.failovers):
-        raise PlanRefused(f"a failover of {group.name} is already open")
+        raise ProposalRefused(f"a failover of {group.name} is already open")
     if to_host and to_host not in group.members:
-        raise validate.Invalid("to_host", f"{to_host[:80]!r} is not a member of {group.name}")
+        raise Invalid("to_host", f"{to_host[:80]!r} is not a member of {group.name}")
     if to_host == group.primary:
-        raise validate.Invalid("to_host", f"{to_host!r} is already the primary")
+        raise Invalid("to_host", f"{to_host!r} is already the primary")
     ranked = engine.candidates(
         state, group, exclude=group.primary, force_host=to_host if force else ""
     )
@@ -66,7 +58,7 @@ def plan_failover(
             if chosen is None
             else f"{chosen.host_id}: {', '.join(chosen.reasons)}"
         )
-        raise PlanRefused(
+        raise ProposalRefused(
             f"no eligible target for {group.name} ({why}); name one with "
             "--to HOST --force to override"
         )
@@ -75,51 +67,16 @@ def plan_failover(
     detail = f"proposed by {actor}: {reason}" + (
         f" (forced past: {', '.join(chosen.reasons)})" if forced else ""
     )
-    return Failover(
-        id=new_ulid(now),
-        group=group.name,
-        state=FState.PROPOSED,
-        trigger=trigger,
-        from_host=group.primary,
-        to_host=chosen.host_id,
-        reason=reason,
-        proposed_by=actor,
-        created_at=now,
-        forced=forced,
+    return machine.propose(
+        new_ulid(now),
+        group.name,
+        trigger,
+        group.primary,
+        chosen.host_id,
+        reason,
+        actor,
+        now,
+        detail,
         candidates=ranked,
-        steps=(machine.Step(FState.PROPOSED, now, actor, detail),),
+        forced=forced,
     )
-
-
-async def commit_new(store: Store, db: DbThread, f: Failover, who: Caller) -> None:
-    """Stores a new failover with its audit entry ("propose (forced)" when it was)."""
-    action = "propose (forced)" if f.forced else "propose"
-    await db.run(
-        store.commit_failover,
-        FailoverCommit(
-            f,
-            audit=(
-                who.name,
-                who.role,
-                action,
-                f"{f.id}: {f.from_host} -> {f.to_host}: {f.steps[-1].detail}",
-            ),
-        ),
-        time.time(),
-    )
-
-
-async def start_switchover(
-    store: Store, db: DbThread, coordinator: Coordinator, f: Failover, who: Caller
-) -> Failover:
-    """Stores a planned move and approves it at once (it demotes first), then wakes the
-    coordinator to carry it out."""
-    await commit_new(store, db, f, who)
-    approved = machine.approve(f, who.name, time.time())
-    await db.run(
-        store.commit_failover,
-        FailoverCommit(approved, audit=(who.name, who.role, "approve", f"{f.id}: switchover")),
-        time.time(),
-    )
-    coordinator.wake()
-    return approved

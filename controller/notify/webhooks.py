@@ -46,7 +46,7 @@ from controller.notify.payloads import (
 )
 from controller.store.dbthread import DbThread
 from controller.store.interface import DeadLetterRow, Store
-from hangwatch.errors import ConfigError
+from hangwatch.errors import ConfigError, DeliveryRefused, DeliveryRetryable
 from hangwatch.v1 import admin_service_pb2 as admin_pb
 from hangwatch.v1 import types_pb2 as pb
 
@@ -56,14 +56,6 @@ STORE_BATCH = 500
 # An idle worker looks at the store this often even without a wake-up.
 RECHECK_SECONDS = 1.0
 ERROR_MAX = 1000
-
-
-class ReceiverRefused(Exception):
-    """The receiver said no for good (a 4xx other than 429, a redirect): no retry."""
-
-
-class Transient(Exception):
-    """Worth another attempt: a network error, a timeout, 429 or 5xx."""
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
@@ -77,7 +69,8 @@ _OPENER = urllib.request.build_opener(_NoRedirect())
 
 
 def post(url: str, payload: Payload, timeout: float) -> None:
-    """One blocking POST (run in a thread); raises ReceiverRefused or Transient unless 2xx."""
+    """One blocking POST (run in a thread); raises DeliveryRefused or DeliveryRetryable
+    unless 2xx."""
     request = urllib.request.Request(url, data=payload.body, headers=payload.headers)
     try:
         with _OPENER.open(request, timeout=timeout) as response:
@@ -85,11 +78,11 @@ def post(url: str, payload: Payload, timeout: float) -> None:
     except urllib.error.HTTPError as exc:
         text = exc.read(200).decode("utf-8", "replace").strip()
         detail = f"HTTP {exc.code} {exc.reason}" + (f": {text}" if text else "")
-        raise (Transient if retryable(exc.code) else ReceiverRefused)(detail) from None
+        raise (DeliveryRetryable if retryable(exc.code) else DeliveryRefused)(detail) from None
     except urllib.error.URLError as exc:
-        raise Transient(str(exc.reason)) from None
+        raise DeliveryRetryable(str(exc.reason)) from None
     except (OSError, http.client.HTTPException) as exc:
-        raise Transient(str(exc) or type(exc).__name__) from None
+        raise DeliveryRetryable(str(exc) or type(exc).__name__) from None
 
 
 def backoff(base: float, cap: float) -> wait_base:
@@ -271,7 +264,7 @@ class SinkWorker:
                 with attempt:
                     attempts = attempt.retry_state.attempt_number
                     await self._post(payload)
-        except (ReceiverRefused, Transient) as exc:
+        except (DeliveryRefused, DeliveryRetryable) as exc:
             error = str(exc)[:ERROR_MAX]
             self.dead_letters += 1
             log.error(
@@ -287,7 +280,7 @@ class SinkWorker:
         return Outcome(True, attempts)
 
     def _retrying(self, event: pb.Event) -> AsyncRetrying:
-        """Transient failures are retried with backoff up to max_attempts; a refusal is final."""
+        """Retryable failures are retried with backoff up to max_attempts; a refusal is final."""
         s = self.settings
 
         def before_sleep(state: RetryCallState) -> None:
@@ -303,7 +296,7 @@ class SinkWorker:
         return AsyncRetrying(
             stop=stop_after_attempt(s.max_attempts),
             wait=backoff(s.backoff_base_seconds, s.backoff_cap_seconds),
-            retry=retry_if_exception_type(Transient),
+            retry=retry_if_exception_type(DeliveryRetryable),
             before_sleep=before_sleep,
             reraise=True,
         )
@@ -313,7 +306,7 @@ class SinkWorker:
         s = self.settings
         try:
             await asyncio.to_thread(post, s.url, payload, s.timeout_seconds)
-        except (ReceiverRefused, Transient):
+        except (DeliveryRefused, DeliveryRetryable):
             self.failures += 1
             raise
 

@@ -19,16 +19,6 @@ from hangwatch.v1 import agent_service_pb2 as agent_pb
 from hangwatch.v1 import types_pb2 as pb
 
 
-class StaleFailover(Exception):
-    """A failover step written from a record that changed since it was read: refused, so
-    nobody's decision is silently undone."""
-
-
-class GroupBusy(Exception):
-    """A new failover for a group that already has one open: refused, atomically, so an
-    automatic proposal and a person's can never both go ahead."""
-
-
 @dataclass(frozen=True)
 class HostRecord:
     host_id: str

@@ -1,1 +1,1 @@
-"""Upgrade plans: the pure planner, its JSON codec, and the driver on the controller."""
+"""Upgrade plans: the pure planner and the driver on the controller."""

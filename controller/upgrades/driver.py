@@ -13,16 +13,18 @@ import logging
 import time
 from collections.abc import Callable
 
-from controller.api import validate
-from controller.api.identity import Caller
+from controller.api.auditlog import AuditLog
+from controller.api.identity import SYSTEM, Caller
 from controller.config import ControllerConfig
 from controller.failover import switchover
-from controller.failover.coordinator import SYSTEM, Coordinator
+from controller.failover.ledger import Ledger
 from controller.failover.model import Trigger
+from controller.failover.snapshot import Snapshots
 from controller.store.dbthread import DbThread
 from controller.store.interface import Store
 from controller.upgrades import planner
 from controller.upgrades.planner import HostFacts, Plan, StartSwitchover, Switch, World
+from hangwatch.errors import Invalid, ProposalRefused, UpgradeRefused
 
 log = logging.getLogger(__name__)
 
@@ -32,12 +34,19 @@ RECENT_SWITCHES = 200
 
 class UpgradeDriver:
     def __init__(
-        self, store: Store, db: DbThread, config: ControllerConfig, coordinator: Coordinator
+        self,
+        store: Store,
+        db: DbThread,
+        config: ControllerConfig,
+        ledger: Ledger,
+        snapshots: Snapshots,
     ) -> None:
         self._store = store
         self._db = db
         self._config = config
-        self._coordinator = coordinator
+        self._ledger = ledger
+        self._snapshots = snapshots
+        self._audit_log = AuditLog(store, db)
         self._wake = asyncio.Event()
         self._lock = asyncio.Lock()
 
@@ -56,7 +65,7 @@ class UpgradeDriver:
 
     def world(self, now: float, busy_elsewhere: frozenset[str] = frozenset()) -> World:
         """The cluster as the planner sees it (store thread)."""
-        cluster, _ = self._coordinator.snapshot(now)
+        cluster, _ = self._snapshots.take(now)
         facts = {
             r.host_id: HostFacts(
                 host_id=r.host_id,
@@ -89,13 +98,13 @@ class UpgradeDriver:
                 world = await self._db.run(self.world, time.time(), others)
                 new, actions = planner.step(plan, world)
                 if new != plan:
-                    await self._save(new, _changes(plan, new), Caller(SYSTEM, "system"))
+                    await self._save(new, _changes(plan, new), SYSTEM)
                 for action in actions:
                     await self._switch(action)
 
     async def _switch(self, action: StartSwitchover) -> None:
         """Starts a drain's switchover the way a person's `Switchover` starts."""
-        cluster, _ = await self._db.run(self._coordinator.snapshot, time.time())
+        cluster = await self._snapshots.cluster()
         try:
             f = switchover.plan_failover(
                 cluster,
@@ -104,16 +113,14 @@ class UpgradeDriver:
                 action.reason,
                 False,
                 Trigger.UPGRADE,
-                SYSTEM,
+                SYSTEM.name,
             )
-        except (switchover.PlanRefused, validate.Invalid) as exc:
+        except (ProposalRefused, Invalid) as exc:
             log.warning(
                 "upgrade switchover of %s not started (next pass retries): %s", action.group, exc
             )
             return
-        await switchover.start_switchover(
-            self._store, self._db, self._coordinator, f, Caller(SYSTEM, "system")
-        )
+        await self._ledger.switchover(f, SYSTEM)
         log.info("upgrade: switching %s from %s to %s (%s)", f.group, f.from_host, f.to_host, f.id)
 
     async def _save(self, plan: Plan, detail: str, who: Caller, action: str = "upgrade") -> None:
@@ -133,15 +140,12 @@ class UpgradeDriver:
                 f"{h.host_id} (in {taken[h.host_id]})" for h in plan.hosts if h.host_id in taken
             ]
             if clash:
-                raise planner.Refused(f"already in an open plan: {', '.join(clash)}")
+                raise UpgradeRefused(f"already in an open plan: {', '.join(clash)}")
             if not await self._db.run(self._store.create_plan, plan, time.time()):
                 return False
             hosts = ", ".join(h.host_id for h in plan.hosts)
-            await self._db.run(
-                self._store.append_audit,
-                time.time(),
-                who.name,
-                who.role,
+            await self._audit_log.append(
+                who,
                 "upgrade plan",
                 plan.name,
                 f"target kernel {plan.target_kernel}"
@@ -154,7 +158,7 @@ class UpgradeDriver:
     async def change(
         self, name: str, change: Callable[[Plan], Plan], who: Caller, action: str, detail: str
     ) -> Plan | None:
-        """Applies a person's change to a plan (None: no such plan); `planner.Refused` passes."""
+        """Applies a person's change to a plan (None: no such plan); `UpgradeRefused` passes."""
         async with self._lock:
             plan = await self._db.run(self._store.get_plan, name)
             if plan is None:

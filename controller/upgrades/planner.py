@@ -27,15 +27,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from controller.failover import engine
-from controller.failover.model import ClusterState, FState, GroupView, Trigger
+from controller.failover.model import ClusterState, FailoverState, GroupView, Trigger
 from controller.upgrades.kernelversion import at_least
+from hangwatch.errors import UpgradeRefused
 
 
-class Refused(Exception):
-    """A request that the plan's state does not allow; the message says why."""
-
-
-class HState(enum.Enum):
+class PlanHostState(enum.Enum):
     PENDING = "PENDING"
     DRAINING = "DRAINING"
     UPGRADING = "UPGRADING"
@@ -46,14 +43,14 @@ class HState(enum.Enum):
 
     @property
     def in_progress(self) -> bool:
-        return self in (HState.DRAINING, HState.UPGRADING, HState.VERIFYING)
+        return self in (PlanHostState.DRAINING, PlanHostState.UPGRADING, PlanHostState.VERIFYING)
 
     @property
     def finished(self) -> bool:
-        return self in (HState.DONE, HState.SKIPPED)
+        return self in (PlanHostState.DONE, PlanHostState.SKIPPED)
 
 
-class PState(enum.Enum):
+class PlanState(enum.Enum):
     RUNNING = "RUNNING"
     PAUSED = "PAUSED"
     ABORTED = "ABORTED"
@@ -61,13 +58,13 @@ class PState(enum.Enum):
 
     @property
     def over(self) -> bool:
-        return self in (PState.ABORTED, PState.DONE)
+        return self in (PlanState.ABORTED, PlanState.DONE)
 
 
 @dataclass(frozen=True)
 class PlanHost:
     host_id: str
-    state: HState = HState.PENDING
+    state: PlanHostState = PlanHostState.PENDING
     detail: str = ""
     updated_at: float = 0.0
     kernel_release: str = ""
@@ -85,7 +82,7 @@ class Plan:
     name: str
     target_kernel: str
     target_fs: str
-    state: PState
+    state: PlanState
     soak_seconds: float
     created_at: float
     created_by: str
@@ -117,7 +114,7 @@ class Switch:
 
     id: str
     group: str
-    state: FState
+    state: FailoverState
     trigger: Trigger
     from_host: str
     created_at: float
@@ -209,24 +206,24 @@ def step(plan: Plan, world: World) -> tuple[Plan, list[StartSwitchover]]:
         if h.state.in_progress:
             hosts[i], acts = _advance(plan, h, world)
             actions += acts
-            if hosts[i].state is HState.FAILED:
+            if hosts[i].state is PlanHostState.FAILED:
                 failed.append(hosts[i])
-    if plan.state is PState.RUNNING and not failed:
+    if plan.state is PlanState.RUNNING and not failed:
         actions += _start_next(plan, hosts, world)
     new = dataclasses.replace(plan, hosts=tuple(hosts))
     if failed:
         names = ", ".join(f"{h.host_id} ({h.detail})" for h in failed)
-        return _plan_state(new, PState.PAUSED, f"paused: {names} FAILED"), actions
+        return _plan_state(new, PlanState.PAUSED, f"paused: {names} FAILED"), actions
     if all(h.state.finished for h in hosts):
-        return _plan_state(new, PState.DONE, "every host is done"), actions
-    stuck = [h.host_id for h in hosts if h.state is HState.FAILED]
-    if stuck and all(h.state.finished or h.state is HState.FAILED for h in hosts):
+        return _plan_state(new, PlanState.DONE, "every host is done"), actions
+    stuck = [h.host_id for h in hosts if h.state is PlanHostState.FAILED]
+    if stuck and all(h.state.finished or h.state is PlanHostState.FAILED for h in hosts):
         detail = f"waiting: {', '.join(stuck)} FAILED (mark them PENDING to retry, or SKIPPED)"
         return dataclasses.replace(new, detail=detail), actions
     return new, actions
 
 
-def _plan_state(plan: Plan, state: PState, detail: str) -> Plan:
+def _plan_state(plan: Plan, state: PlanState, detail: str) -> Plan:
     return dataclasses.replace(plan, state=state, detail=detail)
 
 
@@ -251,7 +248,7 @@ def _start_next(plan: Plan, hosts: list[PlanHost], world: World) -> list[StartSw
     capacity = world.max_parallel - sum(h.state.in_progress for h in hosts)
     primaries = {g.primary for g in world.cluster.groups}
     order = sorted(
-        (i for i, h in enumerate(hosts) if h.state is HState.PENDING),
+        (i for i, h in enumerate(hosts) if h.state is PlanHostState.PENDING),
         key=lambda i: hosts[i].host_id in primaries,
     )
     actions: list[StartSwitchover] = []
@@ -265,7 +262,7 @@ def _start_next(plan: Plan, hosts: list[PlanHost], world: World) -> list[StartSw
             hosts[i] = _set(
                 h,
                 now,
-                state=HState.DONE,
+                state=PlanHostState.DONE,
                 kernel_release=facts.kernel,
                 mounts_fs=_mounts_fs(plan, facts),
                 detail=f"already on {facts.kernel}",
@@ -287,7 +284,7 @@ def _start_next(plan: Plan, hosts: list[PlanHost], world: World) -> list[StartSw
         started = _set(
             h,
             now,
-            state=HState.DRAINING,
+            state=PlanHostState.DRAINING,
             started_at=now,
             start_boot_id=facts.boot_id,
             kernel_release=facts.kernel,
@@ -311,12 +308,14 @@ def _advance(plan: Plan, h: PlanHost, world: World) -> tuple[PlanHost, list[Star
         return h, []
     h = _set(h, now, kernel_release=facts.kernel, mounts_fs=_mounts_fs(plan, facts))
     rebooted = facts.boot_id != h.start_boot_id
-    if h.state is HState.DRAINING and not rebooted:
+    if h.state is PlanHostState.DRAINING and not rebooted:
         return _drain(plan, h, world)
-    if h.state in (HState.DRAINING, HState.UPGRADING):
+    if h.state in (PlanHostState.DRAINING, PlanHostState.UPGRADING):
         if not rebooted:
             return _set(h, now, detail=f"waiting for {h.host_id} to come back on a new boot"), []
-        h = _set(h, now, state=HState.VERIFYING, soak_since=None, detail="back on a new boot")
+        h = _set(
+            h, now, state=PlanHostState.VERIFYING, soak_since=None, detail="back on a new boot"
+        )
     return _verify(plan, h, facts, world), []
 
 
@@ -343,18 +342,18 @@ def _drain(plan: Plan, h: PlanHost, world: World) -> tuple[PlanHost, list[StartS
         and h.started_at is not None
         and s.created_at >= h.started_at
     ]
-    if ours and max(ours, key=lambda s: s.created_at).state is not FState.COMPLETED:
+    if ours and max(ours, key=lambda s: s.created_at).state is not FailoverState.COMPLETED:
         last = max(ours, key=lambda s: s.created_at)
         return _set(
             h,
             now,
-            state=HState.FAILED,
+            state=PlanHostState.FAILED,
             detail=f"switchover {last.id} of {group.name} ended {last.state.value}",
         ), []
     target, why = _standby(plan, group, h.host_id, world)
     if not target:
         return _set(h, now, detail=f"waiting: no standby of {group.name} to drain to ({why})"), []
-    if plan.state is not PState.RUNNING:
+    if plan.state is not PlanState.RUNNING:
         return _set(h, now, detail=f"paused before switching {group.name} to {target}"), []
     reason = f"upgrade plan {plan.name}: draining {h.host_id} for {plan.target_kernel}"
     return _set(h, now, detail=f"switching {group.name} over to {target}"), [
@@ -382,7 +381,7 @@ def _verify(plan: Plan, h: PlanHost, facts: HostFacts, world: World) -> PlanHost
         return _set(
             h,
             now,
-            state=HState.FAILED,
+            state=PlanHostState.FAILED,
             detail=f"came back on {facts.kernel}, not {plan.target_kernel} or newer",
         )
     missing = [m for m, v in h.mounts_fs if v != plan.target_fs]
@@ -390,7 +389,7 @@ def _verify(plan: Plan, h: PlanHost, facts: HostFacts, world: World) -> PlanHost
         return _set(
             h,
             now,
-            state=HState.FAILED,
+            state=PlanHostState.FAILED,
             detail=f"{', '.join(missing)} not at {plan.target_fs} after the upgrade",
         )
     if facts.heartbeat_boot_id != facts.boot_id:
@@ -400,7 +399,7 @@ def _verify(plan: Plan, h: PlanHost, facts: HostFacts, world: World) -> PlanHost
     locked = [m for m, s in states.items() if s == "LOCKED"]
     if locked:
         return _set(
-            h, now, state=HState.FAILED, detail=f"locked up in the soak: {', '.join(locked)}"
+            h, now, state=PlanHostState.FAILED, detail=f"locked up in the soak: {', '.join(locked)}"
         )
     trouble = [f"{m} {s}" for m, s in sorted(states.items()) if s != "OK"]
     if view is None or view.liveness != "HEALTHY":
@@ -415,7 +414,7 @@ def _verify(plan: Plan, h: PlanHost, facts: HostFacts, world: World) -> PlanHost
         return _set(
             h,
             now,
-            state=HState.DONE,
+            state=PlanHostState.DONE,
             detail=f"on {facts.kernel}; {plan.soak_seconds:.0f}s soak clean",
         )
     return h
@@ -424,24 +423,26 @@ def _verify(plan: Plan, h: PlanHost, facts: HostFacts, world: World) -> PlanHost
 # ---- what people do ----
 
 
-def set_state(plan: Plan, state: PState, actor: str, reason: str) -> Plan:
+def set_state(plan: Plan, state: PlanState, actor: str, reason: str) -> Plan:
     """Pause, resume or abort a plan."""
     allowed = {
-        PState.RUNNING: (PState.PAUSED,),
-        PState.PAUSED: (PState.RUNNING,),
-        PState.ABORTED: (PState.RUNNING, PState.PAUSED),
+        PlanState.RUNNING: (PlanState.PAUSED,),
+        PlanState.PAUSED: (PlanState.RUNNING,),
+        PlanState.ABORTED: (PlanState.RUNNING, PlanState.PAUSED),
     }
     if state not in allowed:
-        raise Refused(f"a plan can be set RUNNING, PAUSED or ABORTED, not {state.value}")
+        raise UpgradeRefused(f"a plan can be set RUNNING, PAUSED or ABORTED, not {state.value}")
     if plan.state not in allowed[state]:
-        raise Refused(f"plan {plan.name} is {plan.state.value}: it cannot become {state.value}")
+        raise UpgradeRefused(
+            f"plan {plan.name} is {plan.state.value}: it cannot become {state.value}"
+        )
     return _plan_state(plan, state, f"{state.value.lower()} by {actor}: {reason}")
 
 
 def mark(
     plan: Plan,
     host_id: str,
-    state: HState,
+    state: PlanHostState,
     actor: str,
     reason: str,
     now: float,
@@ -450,31 +451,35 @@ def mark(
 ) -> Plan:
     """Records a step people did by hand (or a verdict) for one host."""
     if plan.state.over:
-        raise Refused(f"plan {plan.name} is {plan.state.value}")
+        raise UpgradeRefused(f"plan {plan.name} is {plan.state.value}")
     index = next((i for i, h in enumerate(plan.hosts) if h.host_id == host_id), None)
     if index is None:
-        raise Refused(f"{host_id} is not in plan {plan.name}")
+        raise UpgradeRefused(f"{host_id} is not in plan {plan.name}")
     h = plan.hosts[index]
     detail = f"marked {state.value} by {actor}: {reason}"
-    if state in (HState.DRAINING, HState.VERIFYING):
-        raise Refused(f"the controller moves hosts to {state.value} itself")
+    if state in (PlanHostState.DRAINING, PlanHostState.VERIFYING):
+        raise UpgradeRefused(f"the controller moves hosts to {state.value} itself")
     if state is h.state:
-        raise Refused(f"{host_id} is already {state.value}")
-    if state is HState.UPGRADING:
-        if h.state not in (HState.DRAINING, HState.FAILED):
-            raise Refused(f"{host_id} is {h.state.value}: only a drained host can be UPGRADING")
+        raise UpgradeRefused(f"{host_id} is already {state.value}")
+    if state is PlanHostState.UPGRADING:
+        if h.state not in (PlanHostState.DRAINING, PlanHostState.FAILED):
+            raise UpgradeRefused(
+                f"{host_id} is {h.state.value}: only a drained host can be UPGRADING"
+            )
         if primary_of:
-            raise Refused(
+            raise UpgradeRefused(
                 f"{host_id} is still primary of {', '.join(primary_of)}: wait for the drain"
             )
         if facts is None:
-            raise Refused(f"{host_id} has never registered")
+            raise UpgradeRefused(f"{host_id} has never registered")
         new = dataclasses.replace(
             h, state=state, start_boot_id=facts.boot_id, soak_since=None, detail=detail
         )
-    elif state is HState.PENDING:
-        if h.state not in (HState.FAILED, HState.SKIPPED):
-            raise Refused(f"{host_id} is {h.state.value}: only FAILED or SKIPPED can be retried")
+    elif state is PlanHostState.PENDING:
+        if h.state not in (PlanHostState.FAILED, PlanHostState.SKIPPED):
+            raise UpgradeRefused(
+                f"{host_id} is {h.state.value}: only FAILED or SKIPPED can be retried"
+            )
         new = PlanHost(host_id, detail=detail)
     else:  # DONE, FAILED, SKIPPED: a verdict
         new = dataclasses.replace(h, state=state, detail=detail)

@@ -16,9 +16,9 @@ from controller.api.access import (
     AGENT_HOSTS,
     AGENT_SERVICE,
     AccessGate,
-    Refusal,
     Undecodable,
     allows,
+    audited,
     host_of,
 )
 from controller.api.identity import Caller, Identify
@@ -26,7 +26,7 @@ from controller.api.ratelimit import TokenBuckets
 from controller.config import ACCESS_ROLES, AccessSettings, LimitSettings, TlsSettings
 from hangwatch import tls
 from hangwatch.addresses import Address
-from hangwatch.errors import AddressError
+from hangwatch.errors import AddressError, HangwatchError, Invalid
 from hangwatch.v1 import admin_service_pb2 as admin_pb
 from hangwatch.v1 import agent_service_pb2 as agent_pb
 from hangwatch.v1 import types_pb2 as pb
@@ -72,8 +72,10 @@ def gate(tls_on: bool = True, rate: float = 1.0, burst: int = 2) -> AccessGate:
     return AccessGate(Identify(AccessSettings() if tls_on else None), tls_on, limits, audit)
 
 
-def refusal(g: AccessGate, service: str, method: str, who: Caller, request: object) -> Refusal:
-    with pytest.raises(Refusal) as caught:
+def refusal(
+    g: AccessGate, service: str, method: str, who: Caller, request: object
+) -> HangwatchError:
+    with pytest.raises(HangwatchError) as caught:
         g.check(service, method, who, request)
     return caught.value
 
@@ -83,9 +85,9 @@ def test_viewer_may_read_but_not_approve():
     vic = Caller("vic", "viewer")
     g.check(ADMIN_SERVICE, "ListHosts", vic, admin_pb.ListHostsRequest())
     refused = refusal(g, ADMIN_SERVICE, "ApproveFailover", vic, admin_pb.ApproveFailoverRequest())
-    assert refused.code == grpc.StatusCode.PERMISSION_DENIED
-    assert refused.audit
-    assert "ApproveFailover needs approver" in refused.detail
+    assert grpc.StatusCode[refused.code] == grpc.StatusCode.PERMISSION_DENIED
+    assert audited(refused)
+    assert "ApproveFailover needs approver" in str(refused)
 
 
 def test_an_agent_speaks_only_for_the_hosts_its_certificate_names():
@@ -93,16 +95,16 @@ def test_an_agent_speaks_only_for_the_hosts_its_certificate_names():
     web1 = Caller("web1", "agent", frozenset({"web1"}))
     g.check(AGENT_SERVICE, "Commands", web1, agent_pb.CommandsRequest(host_id="web1"))
     refused = refusal(g, AGENT_SERVICE, "Commands", web1, agent_pb.CommandsRequest(host_id="web2"))
-    assert refused.code == grpc.StatusCode.PERMISSION_DENIED
-    assert refused.detail.startswith("host_id: 'web2' refused")
+    assert grpc.StatusCode[refused.code] == grpc.StatusCode.PERMISSION_DENIED
+    assert str(refused).startswith("host_id: 'web2' refused")
     person = Caller("web1", "admin")
     refused = refusal(
         g, AGENT_SERVICE, "Commands", person, agent_pb.CommandsRequest(host_id="web1")
     )
-    assert "is not an agent's" in refused.detail
+    assert "is not an agent's" in str(refused)
     # An agent is nobody on the AdminService.
     refused = refusal(g, ADMIN_SERVICE, "ListHosts", web1, admin_pb.ListHostsRequest())
-    assert refused.code == grpc.StatusCode.PERMISSION_DENIED
+    assert grpc.StatusCode[refused.code] == grpc.StatusCode.PERMISSION_DENIED
 
 
 def test_plaintext_proves_no_host_and_checks_none():
@@ -117,12 +119,16 @@ def test_plaintext_proves_no_host_and_checks_none():
 def test_undecodable_and_oversized_requests_are_invalid_and_not_audited():
     g = gate()
     root = Caller("root", "admin")
-    refused = refusal(g, ADMIN_SERVICE, "GetHost", root, Undecodable("request: bad UTF-8"))
-    assert (refused.code, refused.audit) == (grpc.StatusCode.INVALID_ARGUMENT, False)
+    refused = refusal(g, ADMIN_SERVICE, "GetHost", root, Undecodable("bad UTF-8"))
+    assert (grpc.StatusCode[refused.code], audited(refused)) == (
+        grpc.StatusCode.INVALID_ARGUMENT,
+        False,
+    )
+    assert str(refused) == "request: bad UTF-8"
     huge = admin_pb.GetHostRequest(host_id="x" * (validate.MAX_STRING + 1))
     refused = refusal(g, ADMIN_SERVICE, "GetHost", root, huge)
-    assert refused.code == grpc.StatusCode.INVALID_ARGUMENT
-    assert refused.detail.startswith("host_id: is 8193 long")
+    assert grpc.StatusCode[refused.code] == grpc.StatusCode.INVALID_ARGUMENT
+    assert str(refused).startswith("host_id: is 8193 long")
 
 
 def test_heartbeats_are_rate_limited_per_host():
@@ -133,9 +139,9 @@ def test_heartbeats_are_rate_limited_per_host():
     g.check(AGENT_SERVICE, "Heartbeat", web1, beat1)
     g.check(AGENT_SERVICE, "Heartbeat", web1, beat1)
     refused = refusal(g, AGENT_SERVICE, "Heartbeat", web1, beat1)
-    assert refused.code == grpc.StatusCode.RESOURCE_EXHAUSTED
-    assert refused.detail.startswith("host_id: 'web1' is over the limit of 0.001")
-    assert "burst 2" in refused.detail
+    assert grpc.StatusCode[refused.code] == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert str(refused).startswith("host_id: 'web1' is over the limit of 0.001")
+    assert "burst 2" in str(refused)
     g.check(AGENT_SERVICE, "Heartbeat", web2, agent_pb.HeartbeatRequest(host_id="web2"))
     # Registration is not rate limited.
     g.check(AGENT_SERVICE, "Register", web1, agent_pb.RegisterRequest(host_id="web1"))
@@ -175,7 +181,7 @@ def test_token_bucket_refills_and_forgets_idle_hosts(monkeypatch):
     ],
 )
 def test_bounded_names_the_field(request_message, field):
-    with pytest.raises(validate.Invalid) as caught:
+    with pytest.raises(Invalid) as caught:
         validate.bounded(request_message)
     assert caught.value.field == field
 

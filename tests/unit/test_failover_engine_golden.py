@@ -19,8 +19,8 @@ import pytest
 from controller.failover.engine import decide
 from controller.failover.model import (
     ClusterState,
+    FailoverState,
     FailoverView,
-    FState,
     GroupView,
     HostView,
     Policy,
@@ -42,7 +42,8 @@ def load_state(data: dict[str, Any]) -> ClusterState:
             for h in data["hosts"]
         },
         failovers=tuple(
-            FailoverView(**{**f, "state": FState(f["state"])}) for f in data.get("failovers", ())
+            FailoverView(**{**f, "state": FailoverState(f["state"])})
+            for f in data.get("failovers", ())
         ),
         automation=data.get("automation", True),
         cluster_maintenance=data.get("cluster_maintenance", False),

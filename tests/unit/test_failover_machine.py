@@ -9,7 +9,6 @@ from controller.failover.machine import (
     CommandOutcome,
     Failover,
     MarkNeedsClear,
-    Refused,
     RunFence,
     SendCommand,
     SetEpoch,
@@ -21,7 +20,8 @@ from controller.failover.machine import (
     confirm_fenced,
     reject,
 )
-from controller.failover.model import FState, Trigger
+from controller.failover.model import FailoverState, Trigger
+from hangwatch.errors import TransitionRefused
 
 T = Timeouts(demote=10, fence=20, promote=30, anti_flap=3600)
 OK = CommandOutcome(True, "exit 0")
@@ -32,7 +32,7 @@ def proposed(trigger: Trigger = Trigger.LOCKUP) -> Failover:
     return Failover(
         id="F1",
         group="g",
-        state=FState.PROPOSED,
+        state=FailoverState.PROPOSED,
         trigger=trigger,
         from_host="a",
         to_host="b",
@@ -57,14 +57,14 @@ def step(f: Failover, now: float, results=None, fence=None, fence_configured=Tru
 def test_demote_acknowledged_then_promote_then_completed():
     f = approve(proposed(), "alice", 1.0)
     f, actions = step(f, 2.0)
-    assert f.state is FState.FENCING and f.epoch == 8
+    assert f.state is FailoverState.FENCING and f.epoch == 8
     assert actions == [SetEpoch("g", 8), SendCommand("a", "demote", "F1-demote", 8, "standby")]
     assert step(f, 3.0) == (f, [])  # waiting: nothing new
     f, actions = step(f, 4.0, {"F1-demote": OK})
-    assert f.state is FState.PROMOTING
+    assert f.state is FailoverState.PROMOTING
     assert actions == [SendCommand("b", "promote", "F1-promote", 8, "primary")]
     f, actions = step(f, 5.0, {"F1-demote": OK, "F1-promote": OK})
-    assert f.state is FState.COMPLETED
+    assert f.state is FailoverState.COMPLETED
     assert actions == [
         SetPrimary("g", "b"),
         MarkNeedsClear("a", actions[1].reason),  # type: ignore[union-attr]
@@ -77,16 +77,16 @@ def test_no_promote_before_demote_or_fence():
     for now in (3.0, 5.0, 11.9):
         f2, actions = step(f, now)
         assert not any(isinstance(a, SendCommand) and a.action == "promote" for a in actions)
-        assert f2.state is FState.FENCING
+        assert f2.state is FailoverState.FENCING
 
 
 def test_demote_timeout_fences_then_promotes():
     f, _ = step(approve(proposed(), "alice", 1.0), 2.0)
     f, actions = step(f, 12.5)
-    assert actions == [RunFence("a")] and f.fence_started and f.state is FState.FENCING
+    assert actions == [RunFence("a")] and f.fence_started and f.state is FailoverState.FENCING
     assert step(f, 13.0) == (f, [])  # fence running: not started twice
     f, actions = step(f, 14.0, fence=OK)
-    assert f.state is FState.PROMOTING
+    assert f.state is FailoverState.PROMOTING
     assert actions[0] == SendCommand("b", "promote", "F1-promote", 8, "primary")
 
 
@@ -101,12 +101,12 @@ def test_fence_failure_stops_until_confirmed_by_hand():
     f, _ = step(approve(proposed(), "alice", 1.0), 2.0)
     f, _ = step(f, 12.5)
     f, actions = step(f, 13.0, fence=BAD)
-    assert f.state is FState.FENCE_FAILED and actions == []
+    assert f.state is FailoverState.FENCE_FAILED and actions == []
     assert step(f, 100.0, fence=BAD) == (f, [])
-    with pytest.raises(Refused, match="does not name the old primary"):
+    with pytest.raises(TransitionRefused, match="does not name the old primary"):
         confirm_fenced(f, "bob", "b", "pdu off", 101.0, T)
     f, actions = confirm_fenced(f, "bob", "a", "pdu off", 101.0, T)
-    assert f.state is FState.PROMOTING
+    assert f.state is FailoverState.PROMOTING
     assert actions == [SendCommand("b", "promote", "F1-promote", 8, "primary")]
     assert f.steps[-1].actor == "bob"
 
@@ -114,7 +114,7 @@ def test_fence_failure_stops_until_confirmed_by_hand():
 def test_no_fence_agent_means_fence_failed():
     f, _ = step(approve(proposed(), "alice", 1.0), 2.0)
     f, actions = step(f, 12.5, fence_configured=False)
-    assert f.state is FState.FENCE_FAILED and actions == []
+    assert f.state is FailoverState.FENCE_FAILED and actions == []
     assert "no fence agent is configured for a" in f.steps[-1].detail
 
 
@@ -122,16 +122,16 @@ def test_fence_that_never_finishes_is_fence_failed():
     f, _ = step(approve(proposed(), "alice", 1.0), 2.0)
     f, _ = step(f, 12.5)
     f, _ = step(f, 40.0)
-    assert f.state is FState.FENCE_FAILED
+    assert f.state is FailoverState.FENCE_FAILED
 
 
 def test_promote_failure_and_timeout_are_failed():
     f, _ = step(approve(proposed(), "alice", 1.0), 2.0)
     f, _ = step(f, 3.0, {"F1-demote": OK})
     failed, _ = step(f, 4.0, {"F1-demote": OK, "F1-promote": BAD})
-    assert failed.state is FState.FAILED
+    assert failed.state is FailoverState.FAILED
     timed_out, _ = step(f, 40.0, {"F1-demote": OK})
-    assert timed_out.state is FState.FAILED
+    assert timed_out.state is FailoverState.FAILED
 
 
 def test_planned_switchover_does_not_mark_or_block():
@@ -146,11 +146,11 @@ def test_scheduled_switchover_waits_for_its_time():
     f = approve(proposed(Trigger.SWITCHOVER), "alice", 1.0)
     f = f.__class__(**{**f.__dict__, "not_before": 50.0})
     assert step(f, 10.0) == (f, [])
-    assert step(f, 51.0)[0].state is FState.FENCING
+    assert step(f, 51.0)[0].state is FailoverState.FENCING
 
 
 def test_approval_rules():
-    with pytest.raises(Refused, match="two-person rule"):
+    with pytest.raises(TransitionRefused, match="two-person rule"):
         approve(
             proposed().__class__(**{**proposed().__dict__, "proposed_by": "alice"}),
             "alice",
@@ -158,20 +158,20 @@ def test_approval_rules():
             two_person=True,
         )
     no_target = proposed().__class__(**{**proposed().__dict__, "to_host": ""})
-    with pytest.raises(Refused, match="no target"):
+    with pytest.raises(TransitionRefused, match="no target"):
         approve(no_target, "alice", 1.0)
     done = approve(proposed(), "alice", 1.0)
-    with pytest.raises(Refused, match="not PROPOSED"):
+    with pytest.raises(TransitionRefused, match="not PROPOSED"):
         approve(done, "bob", 2.0)
-    with pytest.raises(Refused):
+    with pytest.raises(TransitionRefused):
         reject(done, "bob", "no", 2.0)
-    assert reject(proposed(), "bob", "false alarm", 2.0).state is FState.REJECTED
+    assert reject(proposed(), "bob", "false alarm", 2.0).state is FailoverState.REJECTED
 
 
 def test_cancel_only_before_fencing_or_after_it_failed():
-    assert cancel(proposed(), "bob", "x", 1.0).state is FState.CANCELLED
+    assert cancel(proposed(), "bob", "x", 1.0).state is FailoverState.CANCELLED
     f, _ = step(approve(proposed(), "alice", 1.0), 2.0)
-    with pytest.raises(Refused, match="cancelled only"):
+    with pytest.raises(TransitionRefused, match="cancelled only"):
         cancel(f, "bob", "x", 3.0)
 
 
@@ -187,7 +187,7 @@ def test_approved_failover_fails_if_the_group_moved_since_it_was_proposed():
         fence_configured=True,
         timeouts=T,
     )
-    assert moved.state is FState.FAILED and actions == []
+    assert moved.state is FailoverState.FAILED and actions == []
     assert "primary is now c, not a" in moved.steps[-1].detail
     same, actions = advance(
         f,
@@ -199,4 +199,4 @@ def test_approved_failover_fails_if_the_group_moved_since_it_was_proposed():
         fence_configured=True,
         timeouts=T,
     )
-    assert same.state is FState.FENCING and actions
+    assert same.state is FailoverState.FENCING and actions

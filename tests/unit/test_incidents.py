@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from controller.audit import AuditRow
 from controller.failover.machine import Failover, Step
-from controller.failover.model import FState, Trigger
+from controller.failover.model import FailoverState, Trigger
 from controller.incidents.report import markdown, timeline
 from controller.store.interface import IncidentRow
 from hangwatch import pbtime
@@ -30,7 +30,7 @@ def test_timeline_orders_events_steps_and_decisions_and_renders_a_status_page():
     failover = Failover(
         id="01FAIL",
         group="mail-b",
-        state=FState.COMPLETED,
+        state=FailoverState.COMPLETED,
         trigger=Trigger.LOCKUP,
         from_host="mail1",
         to_host="mail2",
@@ -39,9 +39,9 @@ def test_timeline_orders_events_steps_and_decisions_and_renders_a_status_page():
         created_at=START + 6,
         incident_id="01INC",
         steps=(
-            Step(FState.PROPOSED, START + 6, "hangwatch", "lockup"),
-            Step(FState.APPROVED, START + 60, "alice", "approved"),
-            Step(FState.COMPLETED, START + 62, "hangwatch", "mail2 promoted"),
+            Step(FailoverState.PROPOSED, START + 6, "hangwatch", "lockup"),
+            Step(FailoverState.APPROVED, START + 60, "alice", "approved"),
+            Step(FailoverState.COMPLETED, START + 62, "hangwatch", "mail2 promoted"),
         ),
     )
     audit = [

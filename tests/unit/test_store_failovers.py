@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 
 from controller.failover.machine import Failover, approve
-from controller.failover.model import FState, Trigger
-from controller.store.interface import FailoverCommit, GroupBusy
+from controller.failover.model import FailoverState, Trigger
+from controller.store.interface import FailoverCommit
 from controller.store.sqlite.store import SQLiteStore
+from hangwatch.errors import GroupBusy, StaleFailover
 from hangwatch.ids import new_ulid
 
 
@@ -15,7 +16,7 @@ def proposal(group: str = "mail") -> Failover:
     return Failover(
         id=new_ulid(),
         group=group,
-        state=FState.PROPOSED,
+        state=FailoverState.PROPOSED,
         trigger=Trigger.MANUAL,
         from_host="a",
         to_host="b",
@@ -40,7 +41,6 @@ def test_a_second_open_failover_of_a_group_is_refused_atomically(tmp_path):
 
 def test_a_step_from_a_stale_record_is_refused(tmp_path):
     from controller.failover.machine import reject
-    from controller.store.interface import StaleFailover
 
     store = SQLiteStore(tmp_path / "c.db")
     f = proposal()
@@ -48,7 +48,7 @@ def test_a_step_from_a_stale_record_is_refused(tmp_path):
     store.commit_failover(FailoverCommit(reject(f, "bob", "false alarm", 2.0)), 2.0)
     with pytest.raises(StaleFailover, match="REJECTED"):
         store.commit_failover(FailoverCommit(approve(f, "hangwatch", 3.0, auto=True)), 3.0)
-    assert store.get_failover(f.id).state is FState.REJECTED  # type: ignore[union-attr]
+    assert store.get_failover(f.id).state is FailoverState.REJECTED  # type: ignore[union-attr]
     store.close()
 
 
@@ -66,7 +66,7 @@ def test_commands_of_a_finished_failover_are_no_longer_pending(tmp_path):
     store.commit_failover(FailoverCommit(approved, commands=(("a", command),)), 2.0)
     assert [c.id for c in store.pending_commands("a")] == [command.id]
     failed = dataclasses.replace(
-        note(approved, 3.0, "hangwatch", "promote timed out"), state=FState.FAILED
+        note(approved, 3.0, "hangwatch", "promote timed out"), state=FailoverState.FAILED
     )
     store.commit_failover(FailoverCommit(failed), 3.0)
     assert store.pending_commands("a") == []

@@ -28,7 +28,7 @@ from controller.notify.payloads import (
     signature_ok,
     slack_payload,
 )
-from controller.notify.webhooks import ReceiverRefused, Transient, backoff, group_of
+from controller.notify.webhooks import DeliveryRefused, DeliveryRetryable, backoff, group_of
 from controller.store.dbthread import DbThread
 from controller.store.sqlite.store import SQLiteStore
 from hangwatch import pbtime
@@ -308,14 +308,18 @@ def sinks_against(
 def test_transient_failures_are_retried_up_to_max_attempts_and_refusals_not_at_all(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    flaky = [Transient("HTTP 503 Service Unavailable"), Transient("timed out"), None]
+    flaky = [
+        DeliveryRetryable("HTTP 503 Service Unavailable"),
+        DeliveryRetryable("timed out"),
+        None,
+    ]
     calls, store, db, dispatcher = sinks_against(
         tmp_path,
         monkeypatch,
         {
             "flaky": flaky,
-            "down": [Transient("HTTP 429 Too Many Requests")],
-            "refuses": [ReceiverRefused("HTTP 400 Bad Request")],
+            "down": [DeliveryRetryable("HTTP 429 Too Many Requests")],
+            "refuses": [DeliveryRefused("HTTP 400 Bad Request")],
         },
     )
 
@@ -355,7 +359,7 @@ def test_stopping_the_dispatcher_cuts_a_backoff_short(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     calls, store, db, dispatcher = sinks_against(
-        tmp_path, monkeypatch, {"down": [Transient("connection refused")]}, backoff=60.0
+        tmp_path, monkeypatch, {"down": [DeliveryRetryable("connection refused")]}, backoff=60.0
     )
 
     async def main() -> float:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from controller.failover import codec
 from controller.failover.machine import Failover
-from controller.failover.model import FState
-from controller.store.interface import FailoverCommit, GroupBusy, GroupRow, StaleFailover
+from controller.failover.model import FailoverState
+from controller.store import records
+from controller.store.interface import FailoverCommit, GroupRow
 from controller.store.sqlite.audit import AuditTable
+from hangwatch.errors import GroupBusy, StaleFailover
 from hangwatch.v1 import types_pb2 as pb
 
 
@@ -30,7 +31,7 @@ class FailoverTables(AuditTable):
     def commit_failover(self, change: FailoverCommit, now: float) -> None:
         f = change.failover
         with self._tx() as db:
-            if f.state is FState.PROPOSED:
+            if f.state is FailoverState.PROPOSED:
                 busy = db.execute(
                     "SELECT id FROM failovers WHERE group_name = ? AND id != ? AND state NOT IN "
                     "('COMPLETED', 'REJECTED', 'CANCELLED', 'FAILED')",
@@ -40,7 +41,7 @@ class FailoverTables(AuditTable):
                     raise GroupBusy(f"failover {busy[0]} of {f.group} is still open")
             stored = db.execute("SELECT record FROM failovers WHERE id = ?", (f.id,)).fetchone()
             if stored is not None:
-                before = codec.loads(stored[0])
+                before = records.loads(Failover, stored[0])
                 # Writers commit records they read earlier: a step taken meanwhile by
                 # someone else (an operator's reject or cancel, the coordinator's next
                 # step) wins, and the late writer is refused rather than undoing it.
@@ -55,7 +56,7 @@ class FailoverTables(AuditTable):
                    ON CONFLICT (id) DO UPDATE SET state = excluded.state,
                      updated_at = excluded.updated_at, auto = excluded.auto,
                      record = excluded.record""",
-                (f.id, f.group, f.state.value, f.created_at, now, int(f.auto), codec.dumps(f)),
+                (f.id, f.group, f.state.value, f.created_at, now, int(f.auto), records.dumps(f)),
             )
             if change.epoch is not None:
                 # Compare and set: an epoch is taken once, by one failover.
@@ -95,7 +96,7 @@ class FailoverTables(AuditTable):
         row = self._db.execute(
             "SELECT record FROM failovers WHERE id = ?", (failover_id,)
         ).fetchone()
-        return codec.loads(row[0]) if row else None
+        return records.loads(Failover, row[0]) if row else None
 
     def list_failovers(
         self, group: str = "", active_only: bool = False, limit: int = 100
@@ -110,7 +111,7 @@ class FailoverTables(AuditTable):
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY created_at DESC LIMIT ?"
-        return [codec.loads(r[0]) for r in self._db.execute(sql, (*args, limit))]
+        return [records.loads(Failover, r[0]) for r in self._db.execute(sql, (*args, limit))]
 
     def failover_counts(self) -> dict[str, int]:
         rows = self._db.execute("SELECT state, count(*) FROM failovers GROUP BY state")
@@ -131,7 +132,7 @@ class FailoverTables(AuditTable):
             state = self._db.execute(
                 "SELECT state FROM failovers WHERE id = ?", (command.failover_id,)
             ).fetchone()
-            if state is None or FState(state[0]).active:
+            if state is None or FailoverState(state[0]).active:
                 out.append(command)
         return out
 

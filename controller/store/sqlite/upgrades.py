@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 
+from controller.store import records
 from controller.store.interface import AdvisoryRow
 from controller.store.sqlite.audit import AuditTable
-from controller.upgrades import codec
 from controller.upgrades.planner import Plan
 
 _ADVISORY = "id, kernel_range, fs_type, reason, url, created_at, created_by"
@@ -32,7 +32,7 @@ class UpgradeTables(AuditTable):
         cur = self._db.execute(
             "INSERT OR IGNORE INTO upgrade_plans (name, state, created_at, updated_at, record) "
             "VALUES (?, ?, ?, ?, ?)",
-            (plan.name, plan.state.value, plan.created_at, now, codec.dumps(plan)),
+            (plan.name, plan.state.value, plan.created_at, now, records.dumps(plan)),
         )
         return cur.rowcount == 1
 
@@ -42,7 +42,7 @@ class UpgradeTables(AuditTable):
         with self._tx() as db:
             db.execute(
                 "UPDATE upgrade_plans SET state = ?, updated_at = ?, record = ? WHERE name = ?",
-                (plan.state.value, now, codec.dumps(plan), plan.name),
+                (plan.state.value, now, records.dumps(plan), plan.name),
             )
             if audit is not None:
                 actor, role, action, detail = audit
@@ -52,9 +52,9 @@ class UpgradeTables(AuditTable):
         row = self._db.execute(
             "SELECT record FROM upgrade_plans WHERE name = ?", (name,)
         ).fetchone()
-        return codec.loads(row[0]) if row else None
+        return records.loads(Plan, row[0]) if row else None
 
     def list_plans(self, open_only: bool = False) -> list[Plan]:
         where = " WHERE state IN ('RUNNING', 'PAUSED')" if open_only else ""
         rows = self._db.execute(f"SELECT record FROM upgrade_plans{where} ORDER BY created_at")
-        return [codec.loads(r[0]) for r in rows]
+        return [records.loads(Plan, r[0]) for r in rows]

@@ -1,0 +1,93 @@
+"""The ledger, the one writer of failover records: each change is audited with the name
+and role of whoever made it, refusals too, and its commands reach the agents' streams
+only once committed."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from controller.api.identity import SYSTEM, Caller
+from controller.failover import machine
+from controller.failover.commandhub import CommandHub
+from controller.failover.ledger import Ledger
+from controller.failover.machine import Timeouts
+from controller.failover.model import ClusterState, FailoverState, GroupView, Trigger
+from controller.store.dbthread import DbThread
+from controller.store.sqlite.store import SQLiteStore
+from hangwatch.errors import NotFound, TransitionRefused
+from hangwatch.ids import new_ulid
+from hangwatch.v1 import types_pb2 as pb
+
+ALICE = Caller("alice", "operator")
+BOB = Caller("bob", "approver")
+CAROL = Caller("carol", "approver")
+T = Timeouts(demote=10, fence=20, promote=30, anti_flap=3600)
+
+
+def cluster(now: float, epoch: int = 0) -> ClusterState:
+    return ClusterState(
+        now=now,
+        groups=(GroupView("mail", ("a", "b"), ("/srv/mail",), "manual", "a", epoch),),
+        hosts={},
+    )
+
+
+def test_each_change_is_audited_with_the_callers_name_and_role(tmp_path):
+    async def main() -> None:
+        store = SQLiteStore(tmp_path / "c.db")
+        store.seed_groups([("mail", "a")])
+        db = DbThread()
+        hub = CommandHub(lambda host: db.run(store.pending_commands, host))
+        ledger = Ledger(store, db, hub, T)
+        changes: list[str] = []
+        ledger.listen(lambda: changes.append("changed"))
+        now = time.time()
+        f = machine.propose(
+            new_ulid(now), "mail", Trigger.MANUAL, "a", "b", "drill", ALICE.name, now, "drill"
+        )
+        try:
+            await ledger.propose(f, ALICE)
+            approved = await ledger.approve(await ledger.load(f.id), BOB)
+            with pytest.raises(TransitionRefused, match="only a PROPOSED one"):
+                await ledger.reject(approved, CAROL, "too late")
+            missing = new_ulid(now)
+            with pytest.raises(NotFound, match=f"no failover {missing}"):
+                await ledger.load(missing)
+
+            # The coordinator's steps are the system's: demote, no answer, no fence agent.
+            fencing, _ = await ledger.advance(approved, cluster(now), fence_configured=False)
+            stuck, _ = await ledger.advance(fencing, cluster(now + 11, 1), fence_configured=False)
+            assert stuck.state is FailoverState.FENCE_FAILED
+
+            # A person vouches the old primary is off: audited as that person, and the
+            # promote reaches b's open stream after the commit.
+            stream = hub.stream("b")
+            assert [c.id for c in store.pending_commands("b")] == []
+            confirmed = await ledger.confirm_fenced(stuck, CAROL, "a", "off at the PDU")
+            pushed = await asyncio.wait_for(anext(stream), 5)
+            assert pushed.id == f.promote_id and pushed.action == pb.ACTION_PROMOTE
+            assert confirmed.state is FailoverState.PROMOTING
+            await stream.aclose()
+        finally:
+            db.shutdown()
+
+        rows = [(r.actor, r.role, r.action, r.allowed) for r in store.list_audit()]
+        assert rows == [
+            ("alice", "operator", "propose", True),
+            ("bob", "approver", "approve", True),
+            ("carol", "approver", "reject", False),
+            (SYSTEM.name, "system", "failover fencing", True),
+            (SYSTEM.name, "system", "failover fence_failed", True),
+            ("carol", "approver", "confirm-fenced", True),
+        ]
+        audit = store.list_audit()
+        assert audit[2].detail.startswith(f"refused: failover {f.id} is APPROVED")
+        assert "carol confirmed a is fenced: off at the PDU" in audit[-1].detail
+        assert store.groups()["mail"].epoch == 1
+        assert len(changes) == 5  # every commit, not the refusal
+        store.close()
+
+    asyncio.run(main())
