@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
-    HistogramMetricFamily,
     Metric,
 )
 from prometheus_client.registry import Collector
@@ -47,16 +46,7 @@ class AgentCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         a = self._agent
-        probes = HistogramMetricFamily(
-            "hangwatch_probe_duration_seconds",
-            "Canary probe latency per mount, as the probe worker measured it",
-            labels=["mount"],
-        )
-        for runner in list(a.probes.runners):
-            h = runner.histogram
-            buckets = [("+Inf" if b == float("inf") else repr(b), n) for b, n in h.cumulative()]
-            probes.add_metric([runner.mount], buckets, h.total)
-        yield probes
+        yield from a.probe_latency.collect()
 
         health = GaugeMetricFamily(
             "hangwatch_mount_health",

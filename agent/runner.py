@@ -37,7 +37,7 @@ from agent.sources.dstate_source import DStateSource
 from agent.sources.kmsg_source import KmsgSource
 from agent.sources.mounttable import MountTableSource
 from agent.sources.pressure_source import PressureSource
-from agent.sources.probe_source import ProbeSource
+from agent.sources.probe_source import ProbeSource, latency_histogram
 from agent.sources.udev_source import UdevSource
 from agent.workers.probe import ProbeRunner
 from agent.workers.spool import Spool
@@ -104,6 +104,7 @@ class Agent:
         self.command_handler = CommandHandler(config.host_id, config.hooks, Path(config.state_dir))
         self.commands = CommandStream(config, self.link, self.command_handler)
         probe = config.probe
+        self.probe_latency = latency_histogram()
         self.probes = ProbeSource(
             [
                 ProbeRunner(
@@ -111,6 +112,7 @@ class Agent:
                     soft_deadline=probe.soft_deadline_seconds,
                     hard_deadline=probe.hard_deadline_seconds,
                     name=f"probe-{config.host_id}",
+                    latency=self.probe_latency.labels(p),
                 )
                 for p in config.mounts
             ],
