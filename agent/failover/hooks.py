@@ -23,6 +23,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from hangwatch.messages import enum_label
 from hangwatch.v1 import types_pb2 as pb
 
 # How much of a hook's combined stdout and stderr the result carries (its end).
@@ -44,7 +45,7 @@ class HookRun:
 
 def action_name(action: pb.Action.ValueType) -> str:
     """ "demote", "promote", "check": the [hooks] key and HANGWATCH_ACTION."""
-    return pb.Action.Name(action).removeprefix("ACTION_").lower()
+    return enum_label(pb.Action, action).lower()
 
 
 def hook_environment(command: pb.Command, host_id: str) -> dict[str, str]:
