@@ -42,10 +42,9 @@ from agent.sources.dstate_source import DStateSource
 from agent.sources.kmsg_source import KmsgSource
 from agent.sources.mounttable import MountTableSource
 from agent.sources.pressure_source import PressureSource
-from agent.sources.probe_source import ProbeSource, latency_histogram
+from agent.sources.probe_source import ProbeSource
 from agent.sources.udev_source import UdevSource
 from agent.status import status_line
-from agent.workers.probe import ProbeRunner
 from agent.workers.spool import Spool
 from hangwatch.metrics import MetricsEndpoint
 from hangwatch.sdnotify import Notifier
@@ -84,19 +83,12 @@ class Agent:
         self.policy = EventPolicy(det.repeat_event_after_seconds)
         self.outbox = Outbox(config.spool.memory_max_events, droppable)
         self.spool = Spool(Path(config.state_dir) / "spool.db", config.spool.max_events)
-        probe_latency = latency_histogram()
         self.probes = ProbeSource(
-            [
-                ProbeRunner(
-                    p,
-                    soft_deadline=config.probe.soft_deadline_seconds,
-                    hard_deadline=config.probe.hard_deadline_seconds,
-                    name=f"probe-{config.host_id}",
-                    latency=probe_latency.labels(p),
-                )
-                for p in config.mounts
-            ],
+            config.mounts,
             config.probe.interval_seconds,
+            soft_deadline=config.probe.soft_deadline_seconds,
+            hard_deadline=config.probe.hard_deadline_seconds,
+            worker_name=f"probe-{config.host_id}",
         )
         self.sources = _sources(config, devices, self.probes)
         self.selfcheck = SelfCheck(
@@ -139,7 +131,7 @@ class Agent:
         self.metrics = MetricsEndpoint(
             "agent",
             [
-                probe_latency,
+                self.probes,
                 self.health,
                 self.published,
                 self.spool,

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Iterable
 
 from prometheus_client import Histogram
+from prometheus_client.core import Metric
 
 from agent.signals import Kind, Severity, Signal, StuckTask
 from agent.sources.base import Emit, Source
@@ -33,7 +35,7 @@ LATENCY_BUCKETS: tuple[float, ...] = (
 
 
 def latency_histogram() -> Histogram:
-    """The probes' collector: each runner records into its mount's series."""
+    """Probe latency by mount; each runner records into its mount's series."""
     return Histogram(
         "hangwatch_probe_duration_seconds",
         "Canary probe latency per mount, as the probe worker measured it",
@@ -46,10 +48,32 @@ def latency_histogram() -> Histogram:
 class ProbeSource(Source):
     name = SOURCE
 
-    def __init__(self, runners: list[ProbeRunner], interval: float) -> None:
+    def __init__(
+        self,
+        mounts: list[str],
+        interval: float,
+        *,
+        soft_deadline: float,
+        hard_deadline: float,
+        worker_name: str,
+    ) -> None:
+        """`worker_name` names each worker's probe file on its mount (see ProbeRunner)."""
         super().__init__(interval)
-        self.runners = runners
+        self.latency = latency_histogram()
+        self.runners = [
+            ProbeRunner(
+                mount,
+                soft_deadline=soft_deadline,
+                hard_deadline=hard_deadline,
+                name=worker_name,
+                latency=self.latency.labels(mount),
+            )
+            for mount in mounts
+        ]
         self.last: dict[str, ProbeResult] = {}
+
+    def collect(self) -> Iterable[Metric]:
+        return self.latency.collect()
 
     async def run(self, emit: Emit) -> None:
         await asyncio.gather(*(self._probe(r, emit) for r in self.runners))

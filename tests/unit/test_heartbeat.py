@@ -29,7 +29,7 @@ def parts(tmp_path: Path) -> dict[str, object]:
         proc_root=str(FIXTURES / "proc" / "storage1"),
         sys_root=str(FIXTURES / "sys" / "storage1"),
     )
-    probes = ProbeSource([], interval=2.0)
+    probes = ProbeSource([], 2.0, soft_deadline=1.0, hard_deadline=2.0, worker_name="probe-m1")
     spool = Spool(tmp_path / "spool.db", 100)
     return {
         "inventory": InventoryWatch([MAIL, WEB], devices, kernel_release="9.9.9-test"),
