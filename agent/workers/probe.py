@@ -85,7 +85,7 @@ class ProbeRunner:
         # Stable across agent restarts (a probe file left by a killed worker is reused,
         # not accumulated) and distinct per host on a shared filesystem.
         self.name = name or f"probe-{socket.gethostname()}"
-        self.latency = latency
+        self._latency = latency
         self._proc_root = proc_root
         self._clock = clock
         self._worker: asyncio.subprocess.Process | None = None
@@ -123,8 +123,8 @@ class ProbeRunner:
             probe.result = self._finished_result(probe)
             if self._inflight is probe:
                 self._inflight = None
-            if self.latency is not None and probe.result.outcome in (Outcome.OK, Outcome.SLOW):
-                self.latency.observe(probe.result.latency)
+            if self._latency is not None and probe.result.outcome in (Outcome.OK, Outcome.SLOW):
+                self._latency.observe(probe.result.latency)
         return probe.result
 
     async def close(self, grace: float = 1.0) -> None:
