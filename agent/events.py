@@ -9,12 +9,17 @@ frozen disk still numbers its events after everything sent before.
 
 from __future__ import annotations
 
+import collections
 import time
+from collections.abc import Iterator
+
+from prometheus_client.core import CounterMetricFamily, Metric
 
 from agent.health import Transition
 from agent.signals import Kind, Severity, Signal
 from hangwatch import pbtime
 from hangwatch.ids import new_ulid
+from hangwatch.messages import enum_label
 from hangwatch.v1 import types_pb2 as pb
 
 MAX_KERNEL_LINES = 60
@@ -38,6 +43,24 @@ KEPT_ON_OVERFLOW = frozenset(
 def droppable(event: pb.Event) -> bool:
     """Lockup transitions and kernel-log events are kept; the rest may be dropped."""
     return event.kind not in KEPT_ON_OVERFLOW and event.evidence.attributes.get("source") != "kmsg"
+
+
+class EventCounter:
+    """Events published, by kind and severity."""
+
+    def __init__(self) -> None:
+        self.counts: collections.Counter[tuple[str, int]] = collections.Counter()
+
+    def count(self, event: pb.Event) -> None:
+        self.counts[(event.kind, event.severity)] += 1
+
+    def collect(self) -> Iterator[Metric]:
+        events = CounterMetricFamily(
+            "hangwatch_events_total", "Events the agent emitted", labels=["kind", "severity"]
+        )
+        for (kind, severity), n in sorted(self.counts.items()):
+            events.add_metric([kind, enum_label(pb.Severity, severity).lower()], n)
+        yield events
 
 
 class EventFactory:

@@ -23,7 +23,10 @@ from __future__ import annotations
 
 import collections
 import enum
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+
+from prometheus_client.core import GaugeMetricFamily, Metric
 
 from agent.signals import Kind, Severity, Signal
 
@@ -146,6 +149,17 @@ class HealthEngine:
     def snapshot(self) -> dict[str, tuple[State, float, str]]:
         """(state, since, reason) per mount, for heartbeats."""
         return {m: (s.state, s.since, s.reason) for m, s in self._mounts.items()}
+
+    def collect(self) -> Iterator[Metric]:
+        health = GaugeMetricFamily(
+            "hangwatch_mount_health",
+            "1 for each mount's current health state, 0 for the others",
+            labels=["mount", "state"],
+        )
+        for mount, (current, _, _) in sorted(self.snapshot().items()):
+            for state in State:
+                health.add_metric([mount, state.name], float(state is current))
+        yield health
 
     def observe(self, signal: Signal) -> None:
         if signal.mount:

@@ -27,7 +27,8 @@ from pathlib import Path
 
 import psutil
 
-from agent.workers.probe import Outcome, ProbeRunner
+from agent.workers.probe import ProbeRunner
+from agent.workers.probe_report import Outcome
 from lab import scratchfs
 
 # Mounts and cadence of the agent's budget: at most 1 % of one core.

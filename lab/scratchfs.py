@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import shutil
 import subprocess
 import tempfile
@@ -18,6 +17,8 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+from agent.procfs.mountinfo import read_mountinfo
 
 # XFS refuses filesystems under 300 MB; images are sparse, so size costs nothing.
 MIN_SIZE_MB = {"ext4": 16, "xfs": 300}
@@ -56,12 +57,7 @@ def run(*argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
 
 def mount_points() -> set[str]:
     """Mount targets of this mount namespace."""
-    targets = set()
-    for line in Path("/proc/self/mountinfo").read_text().splitlines():
-        target = line.split()[4]
-        # mountinfo escapes space, tab, newline and backslash as octal.
-        targets.add(re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), target))
-    return targets
+    return {m.mount_point for m in read_mountinfo()}
 
 
 def loop_backing_files() -> dict[str, str]:

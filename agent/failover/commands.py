@@ -29,15 +29,17 @@ import enum
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from google.protobuf.message import DecodeError
+from prometheus_client.core import GaugeMetricFamily, Metric
 
 from agent.config import HookSettings
 from agent.failover.hooks import action_name, hook_environment, output_tail, run_hook
 from agent.workers.statefile import StateFile, StateFileError
 from hangwatch import pbtime
+from hangwatch.messages import enum_label
 from hangwatch.v1 import types_pb2 as pb
 
 log = logging.getLogger(__name__)
@@ -194,6 +196,21 @@ class CommandHandler:
         self._clock = clock
         self._loaded = False
 
+    def collect(self) -> Iterator[Metric]:
+        results = GaugeMetricFamily(
+            "hangwatch_command_results",
+            "Results in the agent's command record (its latest commands), by status",
+            labels=["status"],
+        )
+        # Copied first: the loop may record a result while this runs on the scrape thread.
+        recorded = list(self.book.results.values())
+        counts = collections.Counter(
+            enum_label(pb.CommandStatus, r.status).lower() for r in recorded
+        )
+        for status, n in sorted(counts.items()):
+            results.add_metric([status], n)
+        yield results
+
     async def start(self) -> None:
         """Loads the saved state; when the state dir does not answer, starts empty, loudly."""
         try:
@@ -266,7 +283,7 @@ class CommandHandler:
             "command %s: %s hook %s after %.1fs (exit %d)",
             command.id,
             name,
-            pb.CommandStatus.Name(run.status).removeprefix("COMMAND_STATUS_"),
+            enum_label(pb.CommandStatus, run.status),
             run.duration,
             run.exit_code,
         )

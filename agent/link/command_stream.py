@@ -25,6 +25,7 @@ from agent.config import AgentConfig
 from agent.failover.commands import CommandHandler
 from agent.link.backoff import retrying
 from agent.link.channel import ControllerLink
+from hangwatch.messages import enum_label
 from hangwatch.v1 import agent_service_pb2 as agent_pb
 from hangwatch.v1 import types_pb2 as pb
 
@@ -121,5 +122,5 @@ class CommandStream:
         log.info(
             "command %s: reported %s",
             result.command_id,
-            pb.CommandStatus.Name(result.status).removeprefix("COMMAND_STATUS_"),
+            enum_label(pb.CommandStatus, result.status),
         )

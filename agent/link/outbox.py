@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import collections
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from hangwatch.v1 import types_pb2 as pb
 
@@ -66,6 +68,19 @@ class Outbox:
             if self._events.pop(event_id, None) is not None:
                 n += 1
         return n
+
+    def collect(self) -> Iterator[Metric]:
+        yield GaugeMetricFamily(
+            "hangwatch_outbox_events", "Events queued in memory to send", value=len(self)
+        )
+        dropped = CounterMetricFamily(
+            "hangwatch_outbox_dropped_events_total",
+            "Events the full memory queue dropped, by kind",
+            labels=["kind"],
+        )
+        for kind, n in sorted(self.dropped.items()):
+            dropped.add_metric([kind], n)
+        yield dropped
 
     async def wait(self, timeout: float) -> None:
         """Returns when something was queued since the last wait, or after `timeout`."""

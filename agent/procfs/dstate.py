@@ -24,9 +24,9 @@ import psutil
 
 from agent.procfs._files import read_attr
 from agent.procfs.mountinfo import DeviceMap
+from agent.procfs.tasks import read_stat, read_wchan
 from agent.signals import Kind, Severity, Signal, StuckTask
 
-_PF_KTHREAD = 0x00200000
 # A kworker's pool id ("u8:2", "3:1H", "R" for rescuers), then its work description.
 _KWORKER = re.compile(r"(?:R|u?\d+:\d+H?)[+-](.+)")
 _DEVNO_SUFFIX = re.compile(r"(?:^|-)(\d+:\d+)$")
@@ -161,43 +161,33 @@ def mounts_of_pid(
     return tuple(found)
 
 
-def _parse_stat(text: str) -> tuple[str, bool]:
-    """comm and whether it is a kernel thread, from /proc/PID/stat."""
-    # comm may hold spaces and parentheses: it runs to the last ")".
-    comm = text[text.index("(") + 1 : text.rindex(")")]
-    flags = int(text[text.rindex(")") + 2 :].split()[6])
-    return comm, bool(flags & _PF_KTHREAD)
-
-
 def inspect_task(
     task: TaskStatus, devices: DeviceMap, proc_root: str = "/proc", max_fds: int = 256
 ) -> BlockedTask | None:
     """Details of one D-state task; `None` if it has gone or is an unattributable kthread."""
-    base = os.path.join(proc_root, str(task.pid))
-    stat = read_attr(os.path.join(base, "stat"))
+    stat = read_stat(proc_root, task.pid)
     if stat is None:
         return None
-    comm, kernel_thread = _parse_stat(stat)
+    base = os.path.join(proc_root, str(task.pid))
     found: dict[str, str] = {}
     capped = False
-    if kernel_thread:
+    if stat.kernel_thread:
         # A kernel thread's cwd is "/" and it has no fds: only its name can tell.
-        for hint in device_hints(comm):
+        for hint in device_hints(stat.comm):
             mount = devices.mount_for_device(hint)
             if mount is not None:
-                found.setdefault(mount, f"comm {comm}")
+                found.setdefault(mount, f"comm {stat.comm}")
         if not found:
             return None
     else:
         found, capped = _attribute_files(base, devices, max_fds)
-    wchan = read_attr(os.path.join(base, "wchan")) or ""
     schedstat = read_attr(os.path.join(base, "schedstat"))
     return BlockedTask(
         pid=task.pid,
         started=task.started,
-        comm=comm,
-        wchan="" if wchan == "0" else wchan,
-        kernel_thread=kernel_thread,
+        comm=stat.comm,
+        wchan=read_wchan(proc_root, task.pid),
+        kernel_thread=stat.kernel_thread,
         mounts=tuple(found),
         evidence=tuple(found.values()),
         runs=int(schedstat.split()[2]) if schedstat else None,

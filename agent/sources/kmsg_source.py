@@ -10,8 +10,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+
+from prometheus_client.core import CounterMetricFamily, Metric
 
 from agent.kmsg.classifier import KmsgClassifier
 from agent.kmsg.reader import Batch, KmsgReader, hung_task_detect_count
@@ -60,10 +62,15 @@ class KmsgSource(Source):
     def malformed(self) -> int:
         return self._classifier.malformed
 
+    def collect(self) -> Iterator[Metric]:
+        for name, doc, value in (
+            ("records", "Kernel log records read", self.records),
+            ("records_lost", "Kernel log records overwritten before they were read", self.lost),
+            ("records_malformed", "Kernel log records that did not parse", self.malformed),
+        ):
+            yield CounterMetricFamily(f"hangwatch_kmsg_{name}_total", doc, value=value)
+
     def _pid_mount(self, pid: int) -> str | None:
-        own = self._own_pids(pid)
-        if own is not None:
-            return own
         own = self._own_pids(pid)
         if own is not None:
             return own

@@ -23,9 +23,11 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from agent.events import droppable
 from agent.workers.childproc import python_argv
@@ -78,6 +80,16 @@ class Spool:
 
     def busy_for(self, now: float) -> float:
         return max(0.0, now - self._outstanding[0]) if self._outstanding else 0.0
+
+    def collect(self) -> Iterator[Metric]:
+        yield GaugeMetricFamily(
+            "hangwatch_spool_events", "Events on the spool, not yet acknowledged", value=self.depth
+        )
+        yield CounterMetricFamily(
+            "hangwatch_spool_dropped_events_total",
+            "Events the full spool dropped",
+            value=self.dropped,
+        )
 
     def append(self, event: pb.Event) -> None:
         self._pending_appends.append(event)

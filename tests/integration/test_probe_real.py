@@ -15,9 +15,12 @@ from pathlib import Path
 import psutil
 import pytest
 from lockups import LoopFs
+from prometheus_client import CollectorRegistry
 
 from agent.signals import Kind
-from agent.workers.probe import Outcome, ProbeResult, ProbeRunner, probe_signals
+from agent.sources.probe_source import latency_histogram, probe_signals
+from agent.workers.probe import ProbeRunner
+from agent.workers.probe_report import Outcome, ProbeResult
 from agent.workers.probe_worker import PROBE_DIR
 from lab.scratchfs import frozen, run, thaw
 
@@ -69,21 +72,29 @@ def child_pids() -> list[int]:
 
 @both_fstypes
 def test_healthy_probe_is_ok_with_step_timings(loop_mount: LoopFs) -> None:
-    async def probe_20_times() -> tuple[ProbeRunner, list[ProbeResult], set[int | None]]:
-        runner = ProbeRunner(str(loop_mount.mount), soft_deadline=SOFT, hard_deadline=HARD)
+    mount = str(loop_mount.mount)
+    histogram = latency_histogram()
+
+    async def probe_20_times() -> tuple[list[ProbeResult], set[int | None]]:
+        runner = ProbeRunner(
+            mount, soft_deadline=SOFT, hard_deadline=HARD, latency=histogram.labels(mount)
+        )
         results, workers = [], set()
         for _ in range(20):
             results.append(await runner.run_once())
             workers.add(runner.worker_pid)
             assert child_pids() == [runner.worker_pid]
         await runner.close()
-        return runner, results, workers
+        return results, workers
 
-    runner, results, workers = asyncio.run(probe_20_times())
+    results, workers = asyncio.run(probe_20_times())
     assert [r.outcome for r in results] == [Outcome.OK] * 20, results[0].error
     assert all(r.mode == "write" for r in results)
     assert [name for name, _ in results[0].steps] == WRITE_STEPS
-    assert runner.histogram.count == 20
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(histogram)
+    count = registry.get_sample_value("hangwatch_probe_duration_seconds_count", {"mount": mount})
+    assert count == 20
     p50 = statistics.median(r.latency for r in results)
     print(f"\n{loop_mount.fstype}: probe latency p50 {p50 * 1000:.2f} ms")
     assert p50 < SOFT
