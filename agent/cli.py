@@ -10,7 +10,7 @@ import click
 from agent.config import AgentConfig
 from hangwatch import logs, tls
 from hangwatch.addresses import parse_address, require_loopback_for_insecure
-from hangwatch.cliutil import fail, load_config, print_config, program_options
+from hangwatch.cliutil import fail, load_config, print_config, program_options, version_option
 from hangwatch.errors import AddressError
 
 
@@ -34,6 +34,7 @@ from hangwatch.errors import AddressError
     metavar="DIR",
     help="Directory for the spool and agent state [default: /var/lib/hangwatch].",
 )
+@version_option("hangwatch-agent")
 @program_options("Talk plaintext gRPC to the controller. Loopback addresses only.")
 @click.pass_context
 def main(

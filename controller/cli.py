@@ -11,7 +11,7 @@ from controller.config import ControllerConfig
 from controller.server import serve
 from hangwatch import logs, tls
 from hangwatch.addresses import parse_address, require_loopback_for_insecure
-from hangwatch.cliutil import fail, load_config, print_config, program_options
+from hangwatch.cliutil import fail, load_config, print_config, program_options, version_option
 from hangwatch.errors import AddressError
 
 
@@ -24,6 +24,7 @@ from hangwatch.errors import AddressError
     metavar="DIR",
     help="Directory for the SQLite database [default: /var/lib/hangwatch-controller]",
 )
+@version_option("hangwatch-controller")
 @program_options("Serve plaintext gRPC. Only allowed on a loopback address.")
 def main(
     listen: str | None,

@@ -9,6 +9,7 @@ from typing import Any, NoReturn, TypeVar
 
 import click
 
+from hangwatch import __version__
 from hangwatch import config as cfg
 from hangwatch.errors import HangwatchError
 
@@ -39,6 +40,11 @@ def load_config(cls: type[T], path: str | None, overrides: Mapping[str, tuple[An
 
 def print_config(config: Any) -> None:
     click.echo(cfg.dump(config), nl=False)
+
+
+def version_option(program: str) -> Callable[[F], F]:
+    """--version, from hangwatch.__version__ (which the package metadata takes too)."""
+    return click.version_option(__version__, prog_name=program, message="%(prog)s %(version)s")
 
 
 def program_options(insecure_help: str) -> Callable[[F], F]:

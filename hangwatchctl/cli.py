@@ -10,6 +10,7 @@ import getpass
 
 import click
 
+from hangwatch.cliutil import version_option
 from hangwatch.v1 import admin_service_pb2 as admin_pb
 from hangwatchctl import failover_cmds, render, upgrade_cmds
 from hangwatchctl.client import Target, config_dir, rpc_errors
@@ -74,6 +75,7 @@ from hangwatchctl.webhook_cmds import webhooks
     help="Your name in the audit log over plaintext [env: HANGWATCH_ACTOR]; with TLS the "
     "controller takes it from your certificate.",
 )
+@version_option("hangwatchctl")
 @click.pass_context
 def main(
     ctx: click.Context,
