@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import click
 
 from controller.api.certs import tls_files
 from controller.config import ControllerConfig
+from controller.notify.secrets import load_sink_secrets
 from controller.server import serve
 from hangwatch import logs, tls
 from hangwatch.addresses import parse_address, require_loopback_for_insecure
-from hangwatch.cliutil import fail, load_config, print_config, program_options, version_option
-from hangwatch.errors import AddressError
+from hangwatch.cliutil import fail, load_settings, program_options, version_option
+from hangwatch.errors import AddressError, ConfigError
+
+DEFAULT_CONFIG = Path("/etc/hangwatch/controller.toml")
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -25,7 +29,7 @@ from hangwatch.errors import AddressError
     help="Directory for the SQLite database [default: /var/lib/hangwatch-controller]",
 )
 @version_option("hangwatch-controller")
-@program_options("Serve plaintext gRPC. Only allowed on a loopback address.")
+@program_options("Serve plaintext gRPC. Only allowed on a loopback address.", DEFAULT_CONFIG)
 def main(
     listen: str | None,
     data_dir: str | None,
@@ -39,19 +43,18 @@ def main(
     Agents report to it over gRPC (AgentService); people and incident tools use
     the AdminService, usually through hangwatchctl.
     """
-    config = load_config(
+    config, path = load_settings(
         ControllerConfig,
         config_path,
+        DEFAULT_CONFIG,
         {
             "listen": (listen, "--listen"),
             "data_dir": (data_dir, "--data-dir"),
             "insecure": (insecure, "--insecure"),
             "log.format": (log_format, "--log-format"),
         },
+        print_only,
     )
-    if print_only:
-        print_config(config)
-        return
     try:
         address = parse_address(config.listen, allow_port_zero=True)
         if config.insecure:
@@ -60,5 +63,9 @@ def main(
             tls.require(tls_files(config.tls), "serve plaintext on a loopback address")
     except (AddressError, tls.TlsError) as exc:
         fail(str(exc))
+    try:
+        load_sink_secrets(config)  # read again by the sinks; checked before anything opens
+    except ConfigError as exc:
+        fail(f"{path}: {exc}")
     logs.setup(config.log.format, config.log.level)
     asyncio.run(serve(config))
