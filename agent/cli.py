@@ -10,8 +10,11 @@ import click
 from agent.config import AgentConfig
 from hangwatch import logs, tls
 from hangwatch.addresses import parse_address
-from hangwatch.cliutil import fail, load_config, print_config, program_options
+from hangwatch.cliutil import fail, load_settings, program_options, version_option
+from hangwatch.config import ALLOW_TESTING_FLAG
 from hangwatch.errors import AddressError
+
+DEFAULT_CONFIG = Path("/etc/hangwatch/agent.toml")
 
 
 @click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
@@ -34,7 +37,14 @@ from hangwatch.errors import AddressError
     metavar="DIR",
     help="Directory for the spool and agent state [default: /var/lib/hangwatch].",
 )
-@program_options("Talk plaintext gRPC to the controller. Loopback addresses only.")
+@click.option(
+    ALLOW_TESTING_FLAG,
+    is_flag=True,
+    help="Accept the config's [testing] section (test-only knobs: synthetic events, a "
+    "faked kernel release, a wedged loop). For tests and benchmarks, never production.",
+)
+@version_option("hangwatch-agent")
+@program_options("Talk plaintext gRPC to the controller. Loopback addresses only.", DEFAULT_CONFIG)
 @click.pass_context
 def main(
     ctx: click.Context,
@@ -42,6 +52,7 @@ def main(
     host_id: str | None,
     mounts: tuple[str, ...],
     state_dir: str | None,
+    allow_testing: bool,
     config_path: str | None,
     insecure: bool | None,
     log_format: str | None,
@@ -56,9 +67,10 @@ def main(
     """
     if ctx.invoked_subcommand is not None:
         return
-    config = load_config(
+    config, _ = load_settings(
         AgentConfig,
         config_path,
+        DEFAULT_CONFIG,
         {
             "controller.address": (controller, "--controller"),
             "controller.insecure": (insecure, "--insecure"),
@@ -67,10 +79,9 @@ def main(
             "state_dir": (state_dir, "--state-dir"),
             "log.format": (log_format, "--log-format"),
         },
+        print_only,
+        allow_testing,
     )
-    if print_only:
-        print_config(config)
-        return
     try:
         settings = config.controller
         files = None if settings.insecure else tls.TlsFiles.in_section(settings, "controller")

@@ -135,14 +135,32 @@ class FailoverSettings:
 SEVERITIES = ("info", "warning", "error", "critical")
 
 
+def is_http_url(value: str) -> bool:
+    return value.startswith(("http://", "https://")) and len(value) > len("https://")
+
+
 def _url(value: str) -> str | None:
-    ok = value.startswith(("http://", "https://")) and len(value) > len("https://")
-    return None if ok else f"{value!r} is not an http:// or https:// URL"
+    return None if is_http_url(value) else f"{value!r} is not an http:// or https:// URL"
 
 
 def _kinds(value: list[str]) -> str | None:
     bad = [k for k in value if not KIND_RE.match(k)]
     return f"{bad[0]!r} is not an event kind (UPPER_SNAKE_CASE)" if bad else None
+
+
+def _secret_file(value: str) -> str | None:
+    """An absolute path, or the name of a systemd credential (no slash)."""
+    if not value or value.startswith("/") or ("/" not in value and value not in (".", "..")):
+        return None
+    return f"{value!r} is neither an absolute path nor a credential name (no '/')"
+
+
+SECRET_FILE_DOC = (
+    " instead: an absolute path, or a name in $CREDENTIALS_DIRECTORY (systemd's "
+    "LoadCredential=); read at start, surrounding white space dropped"
+)
+# Each sink setting that may be a secret, and its twin naming a file that holds it.
+SECRET_KEYS = ("url", "secret", "routing_key")
 
 
 @dataclass(frozen=True)
@@ -157,11 +175,17 @@ class WebhookSettings:
     url: str = setting(
         "", "where to POST (PagerDuty: https://events.pagerduty.com/v2/enqueue)", _url
     )
+    url_file: str = setting(
+        "", "file holding the URL (a Slack webhook URL is a secret)" + SECRET_FILE_DOC, _secret_file
+    )
     secret: str = setting("", "json: HMAC-SHA256 key for the X-Hangwatch-Signature header")
     secret_file: str = setting(
-        "", "json: file holding the HMAC key instead", optional_absolute_path
+        "", "json: file holding the HMAC key" + SECRET_FILE_DOC, _secret_file
     )
     routing_key: str = setting("", "pagerduty: the integration's routing key")
+    routing_key_file: str = setting(
+        "", "pagerduty: file holding the routing key" + SECRET_FILE_DOC, _secret_file
+    )
     min_severity: str = setting(
         "info", "send only events at least this severe", one_of(*SEVERITIES)
     )
@@ -183,14 +207,17 @@ class WebhookSettings:
     def __post_init__(self) -> None:
         if not self.name:
             raise SettingError("name", "is required")
-        if not self.url:
-            raise SettingError("url", "is required")
+        for key in SECRET_KEYS:
+            if getattr(self, key) and getattr(self, f"{key}_file"):
+                raise SettingError(f"{key}_file", f"give {key} or {key}_file, not both")
+        if not (self.url or self.url_file):
+            raise SettingError("url", "is required (or url_file)")
         if self.kind == "json" and not (self.secret or self.secret_file):
             raise SettingError("secret", "a json sink needs secret or secret_file")
-        if self.secret and self.secret_file:
-            raise SettingError("secret_file", "give secret or secret_file, not both")
-        if self.kind == "pagerduty" and not self.routing_key:
-            raise SettingError("routing_key", "a pagerduty sink needs its routing key")
+        if self.kind == "pagerduty" and not (self.routing_key or self.routing_key_file):
+            raise SettingError(
+                "routing_key", "a pagerduty sink needs its routing key (or routing_key_file)"
+            )
         if self.backoff_cap_seconds < self.backoff_base_seconds:
             raise SettingError("backoff_cap_seconds", "must not be below backoff_base_seconds")
 

@@ -9,6 +9,7 @@ from typing import Any, NoReturn, TypeVar
 
 import click
 
+from hangwatch import __version__
 from hangwatch import config as cfg
 from hangwatch.errors import HangwatchError
 
@@ -30,18 +31,44 @@ def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
     sys.exit(code)
 
 
-def load_config(cls: type[T], path: str | None, overrides: Mapping[str, tuple[Any, str]]) -> T:
+def config_file(given: str | None, default: Path) -> Path | None:
+    """The file to read: --config, else the default path when it exists, else none."""
+    if given:
+        return Path(given)
+    return default if default.exists() else None
+
+
+def load_settings(
+    cls: type[T],
+    given: str | None,
+    default: Path,
+    overrides: Mapping[str, tuple[Any, str]],
+    print_only: bool,
+    allow_testing: bool = False,
+) -> tuple[T, Path | None]:
+    """A daemon's config and the file it came from (--config, else `default` when it
+    exists); a bad one exits 2. With --print-config it prints them and exits 0."""
+    path = config_file(given, default)
     try:
-        return cfg.load(cls, Path(path) if path else None, overrides)
+        config = cfg.load(cls, path, overrides, allow_testing)
     except HangwatchError as exc:
         fail(str(exc))
+    if print_only:
+        if path is None:
+            click.echo(f"# no config file ({default} does not exist): defaults and flags")
+        else:
+            click.echo(f"# config file: {path} (flags override it)")
+        click.echo(cfg.dump(config), nl=False)
+        sys.exit(EXIT_OK)
+    return config, path
 
 
-def print_config(config: Any) -> None:
-    click.echo(cfg.dump(config), nl=False)
+def version_option(program: str) -> Callable[[F], F]:
+    """--version, from hangwatch.__version__ (which the package metadata takes too)."""
+    return click.version_option(__version__, prog_name=program, message="%(prog)s %(version)s")
 
 
-def program_options(insecure_help: str) -> Callable[[F], F]:
+def program_options(insecure_help: str, default_config: Path) -> Callable[[F], F]:
     """--config, --insecure, --log-format and --print-config, as both daemons take them."""
     options = [
         click.option(
@@ -49,7 +76,8 @@ def program_options(insecure_help: str) -> Callable[[F], F]:
             "config_path",
             metavar="FILE",
             type=click.Path(dir_okay=False),
-            help="TOML config file; flags override it.",
+            help=f"TOML config file; flags override it [default: {default_config}, "
+            "when it exists].",
         ),
         click.option("--insecure", is_flag=True, default=None, help=insecure_help),
         click.option(
@@ -62,7 +90,8 @@ def program_options(insecure_help: str) -> Callable[[F], F]:
             "--print-config",
             "print_only",
             is_flag=True,
-            help="Print the effective config and exit.",
+            help="Print the effective config (every key, defaults included) and the "
+            "file it came from, then exit.",
         ),
     ]
 

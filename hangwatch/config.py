@@ -24,6 +24,11 @@ T = TypeVar("T")
 
 Check = Callable[[Any], str | None]
 
+# A table of test-only knobs (a faked kernel release, a wedged loop): a file may
+# hold it only when the program is started with this flag.
+TESTING_SECTION = "testing"
+ALLOW_TESTING_FLAG = "--allow-testing"
+
 
 class SettingError(ValueError):
     """Raised by a settings class's __post_init__ when keys disagree with each other."""
@@ -54,11 +59,13 @@ def load(
     cls: type[T],
     path: Path | None,
     overrides: Mapping[str, tuple[Any, str]] | None = None,
+    allow_testing: bool = False,
 ) -> T:
     """Builds `cls` from the TOML file at `path` and flag overrides.
 
     `overrides` maps dotted keys to (value, flag name); None values are ignored so
-    unset flags fall through to the file and the defaults.
+    unset flags fall through to the file and the defaults. A [testing] table is
+    refused unless `allow_testing`.
     """
     raw: dict[str, Any] = {}
     origin: dict[str, str] = {}
@@ -73,6 +80,12 @@ def load(
             raise ConfigError(f"{path}: not UTF-8 text ({exc.reason})") from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    testing = any(f.name == TESTING_SECTION for f in dataclasses.fields(cls))  # type: ignore[arg-type]
+    if testing and TESTING_SECTION in raw and not allow_testing:
+        raise ConfigError(
+            f"{path}: section [{TESTING_SECTION}] holds test-only knobs: refused unless "
+            f"the program is started with {ALLOW_TESTING_FLAG}"
+        )
     for key, (value, flag) in (overrides or {}).items():
         if value is None:
             continue
@@ -183,7 +196,12 @@ def dump(config: Any) -> str:
             return [strip_none(v) for v in value]
         return value
 
-    return tomli_w.dumps(strip_none(dataclasses.asdict(config)))
+    data = dataclasses.asdict(config)
+    # Test-only knobs at their defaults are left out, so the output is a valid file.
+    testing = getattr(config, TESTING_SECTION, None)
+    if testing is not None and testing == type(testing)():
+        del data[TESTING_SECTION]
+    return tomli_w.dumps(strip_none(data))
 
 
 def positive(value: float) -> str | None:

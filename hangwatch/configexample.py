@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import textwrap
 import typing
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
 import tomli_w
@@ -19,17 +19,20 @@ import tomli_w
 WIDTH = 84
 
 
-def render(cls: type, placeholders: Mapping[str, str] | None = None) -> str:
+def render(
+    cls: type, placeholders: Mapping[str, str] | None = None, omit: Collection[str] = ()
+) -> str:
     """The body of an example file for `cls`.
 
     `placeholders` maps dotted keys to the text shown instead of a default that
-    depends on the machine (the hostname).
+    depends on the machine (the hostname); `omit` names top-level tables left out.
     """
     shown = placeholders or {}
     lines: list[str] = []
     tables: list[tuple[str, str, type]] = []
     arrays: list[tuple[str, str, type]] = []
     _fields(cls, "", shown, lines, tables, arrays)
+    tables = [table for table in tables if table[0] not in omit]
     while tables:
         name, doc, table = tables.pop(0)
         lines += ["", *_comment(doc), f"[{name}]"]

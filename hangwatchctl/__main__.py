@@ -1,3 +1,3 @@
 from hangwatchctl.cli import main
 
-main()
+main(prog_name="hangwatchctl")

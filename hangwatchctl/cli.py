@@ -10,9 +10,10 @@ import getpass
 
 import click
 
+from hangwatch.cliutil import version_option
 from hangwatch.v1 import admin_service_pb2 as admin_pb
 from hangwatchctl import failover_cmds, render, upgrade_cmds
-from hangwatchctl.client import Target, config_dir, rpc_errors
+from hangwatchctl.client import Target, config_dir
 from hangwatchctl.events import events
 from hangwatchctl.webhook_cmds import webhooks
 
@@ -56,10 +57,17 @@ from hangwatchctl.webhook_cmds import webhooks
 @click.option(
     "-o",
     "--output",
-    type=click.Choice(["table", "json"]),
+    type=click.Choice(render.OUTPUTS),
     default="table",
     show_default=True,
-    help="table for people; json (stable keys) for scripts.",
+    help=render.OUTPUT_HELP + " Also accepted after the command.",
+)
+@click.option(
+    "--local",
+    "local_time",
+    is_flag=True,
+    help="Show times in this machine's zone, and read times without an offset in it "
+    "(default: UTC).",
 )
 @click.option(
     "--timeout", type=float, default=10.0, show_default=True, help="Seconds to wait for each call."
@@ -74,6 +82,7 @@ from hangwatchctl.webhook_cmds import webhooks
     help="Your name in the audit log over plaintext [env: HANGWATCH_ACTOR]; with TLS the "
     "controller takes it from your certificate.",
 )
+@version_option("hangwatchctl")
 @click.pass_context
 def main(
     ctx: click.Context,
@@ -83,6 +92,7 @@ def main(
     cert: str,
     key: str,
     output: str,
+    local_time: bool,
     timeout: float,
     actor: str,
 ) -> None:
@@ -93,43 +103,44 @@ def main(
 
     Mutual TLS unless --insecure: --ca, --cert and --key default to ca.crt,
     client.crt and client.key in ~/.config/hangwatch/ ($XDG_CONFIG_HOME).
+
+    Times are shown in UTC (2026-12-01 14:24:11Z) unless --local; time options
+    take what tables show, any ISO 8601 time, or a duration (10m, +2h).
+
+    \b
+    Shell completion (bash; zsh and fish likewise):
+      eval "$(_HANGWATCHCTL_COMPLETE=bash_source hangwatchctl)"
     """
     ctx.obj = Target(controller, insecure, timeout, actor=actor, ca=ca, cert=cert, key=key)
     ctx.meta["output"] = output
+    ctx.meta["local_time"] = local_time
+
+
+def _windows() -> list[admin_pb.Maintenance]:
+    target: Target = click.get_current_context().find_root().obj
+    return list(target.call("ListMaintenance", admin_pb.ListMaintenanceRequest()).windows)
 
 
 @main.command()
-@click.pass_context
-def hosts(ctx: click.Context) -> None:
-    """List hosts with their liveness, kernel and mount health."""
-    target: Target = ctx.obj
-    with rpc_errors(target):
-        response = target.stub().ListHosts(admin_pb.ListHostsRequest(), timeout=target.timeout)
-    if render.wants_json(ctx):
-        render.print_json(response)
-    else:
-        click.echo(render.hosts_table(response.hosts))
+def hosts() -> None:
+    """List hosts with their liveness, kernel, risk, maintenance and mount health."""
+    target: Target = click.get_current_context().obj
+    response = target.call("ListHosts", admin_pb.ListHostsRequest())
+    render.emit(response, render.hosts_table(response.hosts, _windows()))
 
 
 @main.group()
 def host() -> None:
-    """One host."""
+    """Show one host in detail, or make it a failover target again."""
 
 
 @host.command("show")
 @click.argument("host_id", metavar="HOST")
-@click.pass_context
-def host_show(ctx: click.Context, host_id: str) -> None:
-    """Show a host: inventory, mounts, health."""
-    target: Target = ctx.obj
-    with rpc_errors(target):
-        response = target.stub().GetHost(
-            admin_pb.GetHostRequest(host_id=host_id), timeout=target.timeout
-        )
-    if render.wants_json(ctx):
-        render.print_json(response)
-    else:
-        click.echo(render.host_detail(response))
+def host_show(host_id: str) -> None:
+    """Show a host: inventory, mounts, health, maintenance windows that hold it."""
+    target: Target = click.get_current_context().find_root().obj
+    response = target.call("GetHost", admin_pb.GetHostRequest(host_id=host_id))
+    render.emit(response, render.host_detail(response, _windows()))
 
 
 main.add_command(events)
@@ -147,3 +158,15 @@ for command in (
     main.add_command(command)
 host.add_command(failover_cmds.host_clear)
 main.add_command(webhooks)
+
+
+def _accept_output_after(group: click.Group) -> None:
+    """Gives every command its own -o (`hosts -o json`), unless it has one already."""
+    for command in group.commands.values():
+        if isinstance(command, click.Group):
+            _accept_output_after(command)
+        elif not any("-o" in getattr(p, "opts", ()) for p in command.params):
+            command.params.append(render.output_option())
+
+
+_accept_output_after(main)

@@ -1,17 +1,27 @@
-"""hangwatchctl events: list, or follow the event stream from a cursor."""
+"""hangwatchctl events: list, or follow the event stream, from a time or a cursor.
+
+Events are stored in cursor order, and the time the controller received each one
+only grows with its cursor: `--since TIME` bisects over it for the first cursor at
+or after TIME, so an event that happened earlier but arrived later (spooled through
+an outage) is not missed.
+"""
 
 from __future__ import annotations
 
+import bisect
 import sys
+from typing import Any
 
 import click
 import grpc
 from tenacity import Retrying, retry_if_exception, wait_random_exponential
 
+from hangwatch import pbtime
 from hangwatch.v1 import admin_service_pb2 as admin_pb
 from hangwatch.v1 import types_pb2 as pb
-from hangwatchctl import render
+from hangwatchctl import render, timearg
 from hangwatchctl.client import UNREACHABLE, Target, exit_for, rpc_errors
+from hangwatchctl.failover_cmds import limit_option
 
 SEVERITIES = ["info", "warning", "error", "critical"]
 
@@ -23,19 +33,20 @@ SEVERITIES = ["info", "warning", "error", "critical"]
 @click.option("--min-severity", type=click.Choice(SEVERITIES), help="At least this severity.")
 @click.option(
     "--since",
-    "since",
-    type=click.IntRange(min=0),
-    default=None,
-    metavar="CURSOR",
-    help="Only events after this cursor.",
+    metavar="TIME",
+    callback=timearg.time_option(past=True),
+    help="Only events the controller received since then: an ISO 8601 time or a "
+    "duration ago (10m, 2h); the first --limit of them, oldest first.",
 )
 @click.option(
-    "--limit",
-    type=click.IntRange(1, 1000),
-    default=50,
-    show_default=True,
-    help="How many of the newest events to list (without --follow).",
+    "--cursor",
+    type=click.IntRange(min=0),
+    default=None,
+    metavar="N",
+    help="Only events after cursor N (each event shows its cursor); the first --limit "
+    "of them, oldest first.",
 )
+@limit_option("How many events to list (without --since or --cursor: the newest).")
 @click.option(
     "-f",
     "--follow",
@@ -50,11 +61,14 @@ def events(
     kind: str | None,
     group: str | None,
     min_severity: str | None,
-    since: int | None,
+    since: float | None,
+    cursor: int | None,
     limit: int,
     follow: bool,
 ) -> None:
     """List events, newest last, or follow them live."""
+    if since is not None and cursor is not None:
+        raise click.UsageError("give --since TIME or --cursor N, not both")
     target: Target = ctx.obj
     flt = admin_pb.EventFilter(
         host_id=host_id or "",
@@ -67,11 +81,14 @@ def events(
         ),
     )
     stub = target.stub()
+    if since is not None:
+        with rpc_errors(target):
+            cursor = cursor_at(stub, since, target.timeout)
     if follow:
-        _follow(stub, flt, since or 0, target, render.wants_json(ctx))
+        _follow(stub, flt, cursor or 0, target, render.wants_json(ctx))
         return
     with rpc_errors(target):
-        if since is None:
+        if cursor is None:
             response = stub.ListEvents(
                 admin_pb.ListEventsRequest(filter=flt, limit=limit, newest_first=True),
                 timeout=target.timeout,
@@ -79,7 +96,7 @@ def events(
             found = list(reversed(response.events))
         else:
             response = stub.ListEvents(
-                admin_pb.ListEventsRequest(filter=flt, since_cursor=since, limit=limit),
+                admin_pb.ListEventsRequest(filter=flt, since_cursor=cursor, limit=limit),
                 timeout=target.timeout,
             )
             found = list(response.events)
@@ -87,6 +104,26 @@ def events(
         render.print_json(admin_pb.ListEventsResponse(events=found))
     else:
         click.echo(render.events_table(found))
+
+
+def cursor_at(stub: Any, at: float, timeout: float) -> int:
+    """The cursor after which the events received at or after `at` begin."""
+
+    def first(since_cursor: int, newest_first: bool = False) -> list[pb.Event]:
+        request = admin_pb.ListEventsRequest(
+            since_cursor=since_cursor, limit=1, newest_first=newest_first
+        )
+        return list(stub.ListEvents(request, timeout=timeout).events)
+
+    newest = first(0, newest_first=True)
+    if not newest:
+        return 0
+    # The received time of the first event at cursor c or later; c <= the newest's.
+    return bisect.bisect_left(
+        range(1, newest[0].cursor + 1),
+        at,
+        key=lambda c: pbtime.seconds(first(c - 1)[0].received_at),
+    )
 
 
 def _follow(

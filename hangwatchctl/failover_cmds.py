@@ -3,17 +3,27 @@ automation, host clear, audit."""
 
 from __future__ import annotations
 
-import datetime
+from collections.abc import Callable
+from typing import Any
 
 import click
 
 from hangwatch import pbtime
 from hangwatch.cliutil import EXIT_REFUSED, fail
 from hangwatch.v1 import admin_service_pb2 as admin_pb
-from hangwatchctl import render
+from hangwatchctl import render, timearg
 from hangwatchctl.client import Target
 
+Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
+
 REASON = click.option("--reason", required=True, help="Why: it goes into the audit log.")
+
+
+def limit_option(help_text: str) -> Decorator:
+    """--limit of the list commands: 1 to 1000 (what the API takes), 50 by default."""
+    return click.option(
+        "--limit", type=click.IntRange(1, 1000), default=50, show_default=True, help=help_text
+    )
 
 
 def _target() -> Target:
@@ -25,18 +35,6 @@ def _show_failover(f: admin_pb.Failover) -> None:
         render.print_json(f)
     else:
         click.echo(render.failover_detail(f))
-
-
-def parse_time(text: str) -> float:
-    """An ISO 8601 time ('2026-11-28T22:00', local time unless it carries an offset) or
-    '+30m' / '+2h' from now."""
-    if text.startswith("+") and text[-1:] in ("s", "m", "h") and text[1:-1].isdigit():
-        seconds = int(text[1:-1]) * {"s": 1, "m": 60, "h": 3600}[text[-1]]
-        return datetime.datetime.now().timestamp() + seconds
-    try:
-        return datetime.datetime.fromisoformat(text).timestamp()
-    except ValueError:
-        raise click.BadParameter(f"{text!r} is neither an ISO time nor +N(s|m|h)") from None
 
 
 @click.command()
@@ -149,7 +147,7 @@ def failover_confirm_fenced(failover_id: str, reason: str, confirm_host: str | N
 @failover.command("list")
 @click.option("--group", default="", help="Only this group's failovers.")
 @click.option("--active", is_flag=True, help="Only failovers still in progress.")
-@click.option("--limit", type=click.IntRange(1, 1000), default=50, show_default=True)
+@limit_option("How many failovers to list at most.")
 @click.pass_context
 def failover_list(ctx: click.Context, group: str, active: bool, limit: int) -> None:
     """List failovers, newest first."""
@@ -175,57 +173,91 @@ def failover_show(failover_id: str) -> None:
 def failover_ack(group: str, reason: str) -> None:
     """End GROUP's anti-flap block early, so policy may approve its next failover."""
     g = _target().call("AckGroup", admin_pb.AckGroupRequest(group=group, reason=reason))
-    click.echo(f"{g.name}: automatic failover allowed again")
+    render.emit(g, f"{g.name}: automatic failover allowed again")
 
 
 @click.command()
 @click.argument("group")
 @click.option("--to", "to_host", metavar="HOST", required=True, help="The new primary.")
-@click.option("--at", "at", metavar="TIME", help="When: ISO time or +30m (default: now).")
+@click.option(
+    "--at",
+    metavar="TIME",
+    callback=timearg.time_option(past=False),
+    help="When: an ISO 8601 time or +30m from now (default: now).",
+)
 @click.option("--reason", default="", help="Why (default: planned switchover).")
 @click.option("--force", is_flag=True, help="Allow an ineligible target: audited.")
-def switchover(group: str, to_host: str, at: str | None, reason: str, force: bool) -> None:
+def switchover(group: str, to_host: str, at: float | None, reason: str, force: bool) -> None:
     """Planned move of GROUP's healthy primary to HOST: demote first, then promote."""
     request = admin_pb.SwitchoverRequest(group=group, to_host=to_host, reason=reason, force=force)
-    if at:
-        request.at.CopyFrom(pbtime.timestamp(parse_time(at)))
+    if at is not None:
+        request.at.CopyFrom(pbtime.timestamp(at))
     _show_failover(_target().call("Switchover", request))
 
 
-@click.command()
-@click.argument("state", type=click.Choice(["on", "off"]))
-@click.option("--host", "host_id", metavar="HOST", help="One host.")
-@click.option("--group", metavar="GROUP", help="One group.")
-@click.option("--cluster", is_flag=True, help="The whole cluster.")
-@REASON
-@click.option("--until", metavar="TIME", help="Ends by itself then: ISO time or +2h.")
-def maintenance(
-    state: str,
-    host_id: str | None,
-    group: str | None,
-    cluster: bool,
-    reason: str,
-    until: str | None,
-) -> None:
-    """Turn maintenance on or off: no automatic action while it is on."""
-    chosen = [x for x in (host_id, group, cluster or None) if x]
-    if len(chosen) != 1:
-        raise click.UsageError("give exactly one of --host HOST, --group GROUP, --cluster")
-    scope = (
-        admin_pb.MAINTENANCE_SCOPE_HOST
-        if host_id
-        else admin_pb.MAINTENANCE_SCOPE_GROUP
-        if group
-        else admin_pb.MAINTENANCE_SCOPE_CLUSTER
+@click.group()
+def maintenance() -> None:
+    """Maintenance windows: no automatic failover action for what they hold."""
+
+
+def _maintenance_switch(verb: str, help_text: str, *extra: Decorator) -> None:
+    """`maintenance on` and `maintenance off`: one scope of --host, --group, --cluster."""
+
+    def command(
+        host_id: str | None,
+        group: str | None,
+        cluster: bool,
+        reason: str,
+        until: float | None = None,
+    ) -> None:
+        chosen = [x for x in (host_id, group, cluster or None) if x]
+        if len(chosen) != 1:
+            raise click.UsageError("give exactly one of --host HOST, --group GROUP, --cluster")
+        scope = (
+            admin_pb.MAINTENANCE_SCOPE_HOST
+            if host_id
+            else admin_pb.MAINTENANCE_SCOPE_GROUP
+            if group
+            else admin_pb.MAINTENANCE_SCOPE_CLUSTER
+        )
+        request = admin_pb.SetMaintenanceRequest(
+            scope=scope, target=host_id or group or "", enabled=verb == "on", reason=reason
+        )
+        if until is not None:
+            request.until.CopyFrom(pbtime.timestamp(until))
+        m = _target().call("SetMaintenance", request)
+        render.emit(m, f"maintenance {verb} for {m.target or 'cluster'}")
+
+    options: tuple[Decorator, ...] = (
+        *extra,
+        REASON,
+        click.option("--cluster", is_flag=True, help="The scope: the whole cluster."),
+        click.option("--group", metavar="GROUP", help="The scope: this group (all its members)."),
+        click.option("--host", "host_id", metavar="HOST", help="The scope: this host."),
     )
-    request = admin_pb.SetMaintenanceRequest(
-        scope=scope, target=host_id or group or "", enabled=state == "on", reason=reason
-    )
-    if until:
-        request.until.CopyFrom(pbtime.timestamp(parse_time(until)))
-    m = _target().call("SetMaintenance", request)
-    where = m.target or "cluster"
-    click.echo(f"maintenance {state} for {where}")
+    for decorate in options:
+        command = decorate(command)
+    maintenance.command(verb, help=help_text)(command)
+
+
+_maintenance_switch(
+    "on",
+    "Start maintenance for a host, a group or the cluster: policy leaves it alone (audited).",
+    click.option(
+        "--until",
+        metavar="TIME",
+        callback=timearg.time_option(past=False),
+        help="Ends by itself then: an ISO 8601 time or +2h from now (default: when turned off).",
+    ),
+)
+_maintenance_switch("off", "End maintenance for a host, a group or the cluster (audited).")
+
+
+@maintenance.command("list")
+def maintenance_list() -> None:
+    """Windows in force now: their scope, who set them, since and until when, and why."""
+    response = _target().call("ListMaintenance", admin_pb.ListMaintenanceRequest())
+    render.emit(response, render.maintenance_table(response.windows))
 
 
 @click.command()
@@ -236,7 +268,7 @@ def automation(state: str, reason: str) -> None:
     r = _target().call(
         "SetAutomation", admin_pb.SetAutomationRequest(enabled=state == "on", reason=reason)
     )
-    click.echo(f"automation {'on' if r.enabled else 'off'}")
+    render.emit(r, f"automation {'on' if r.enabled else 'off'}")
 
 
 @click.command("clear")
@@ -244,8 +276,8 @@ def automation(state: str, reason: str) -> None:
 @REASON
 def host_clear(host_id: str, reason: str) -> None:
     """Make HOST a failover target again after a failover moved away from it."""
-    _target().call("ClearHost", admin_pb.ClearHostRequest(host_id=host_id, reason=reason))
-    click.echo(f"{host_id} cleared")
+    cleared = _target().call("ClearHost", admin_pb.ClearHostRequest(host_id=host_id, reason=reason))
+    render.emit(cleared, f"{host_id} cleared")
 
 
 @click.command()

@@ -18,10 +18,38 @@ from hangwatch import pbtime
 from hangwatch.messages import enum_label, to_dict
 from hangwatch.v1 import admin_service_pb2 as admin_pb
 from hangwatch.v1 import types_pb2 as pb
+from hangwatchctl import timearg
+
+OUTPUTS = ["table", "json"]
+OUTPUT_HELP = "table for people; json (stable keys) for scripts."
 
 
 def wants_json(ctx: click.Context) -> bool:
     return bool(ctx.meta.get("output") == "json")
+
+
+def _set_output(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    if value is not None:
+        ctx.meta["output"] = value  # shared by every context of the command line
+
+
+def output_option() -> click.Option:
+    """-o after the command (`hosts -o json`): the same as before it, which it overrides."""
+    return click.Option(
+        ["-o", "--output"],
+        type=click.Choice(OUTPUTS),
+        expose_value=False,
+        callback=_set_output,
+        help=OUTPUT_HELP + " Also accepted before the command.",
+    )
+
+
+def emit(message: Message, text: str) -> None:
+    """`message` as JSON with -o json, else `text`."""
+    if wants_json(click.get_current_context()):
+        print_json(message)
+    else:
+        click.echo(text)
 
 
 def print_json(message: Message, ndjson: bool = False) -> None:
@@ -50,10 +78,50 @@ def age(seconds: float) -> str:
 
 
 def when(ts: Any) -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(pbtime.seconds(ts)))
+    """A time with its zone: UTC, or local with --local."""
+    return timearg.show(pbtime.seconds(ts), timearg.local_time(click.get_current_context(True)))
 
 
-def hosts_table(hosts: Sequence[admin_pb.Host]) -> str:
+def _scope(w: admin_pb.Maintenance) -> str:
+    label = enum_label(admin_pb.MaintenanceScope, w.scope).lower()
+    return f"{label} {w.target}" if w.target else label
+
+
+def windows_of(
+    h: admin_pb.Host, windows: Sequence[admin_pb.Maintenance]
+) -> list[admin_pb.Maintenance]:
+    """The maintenance windows that hold HOST: its own, its groups', the cluster's."""
+    groups = {role.split("=", 1)[0] for role in h.roles}
+    return [
+        w
+        for w in windows
+        if w.scope == admin_pb.MAINTENANCE_SCOPE_CLUSTER
+        or (w.scope == admin_pb.MAINTENANCE_SCOPE_HOST and w.target == h.host_id)
+        or (w.scope == admin_pb.MAINTENANCE_SCOPE_GROUP and w.target in groups)
+    ]
+
+
+def _until(w: admin_pb.Maintenance) -> str:
+    return when(w.until) if w.HasField("until") else "until turned off"
+
+
+def maintenance_table(windows: Sequence[admin_pb.Maintenance]) -> str:
+    rows = [
+        [
+            _scope(w),
+            w.set_by,
+            when(w.set_at),
+            _until(w),
+            w.reason[:60],
+        ]
+        for w in windows
+    ]
+    return table(["SCOPE", "BY", "SINCE", "UNTIL", "REASON"], rows)
+
+
+def hosts_table(
+    hosts: Sequence[admin_pb.Host], windows: Sequence[admin_pb.Maintenance] = ()
+) -> str:
     rows = []
     for h in hosts:
         health = ", ".join(f"{m.mount} {enum_label(pb.HealthState, m.state)}" for m in h.health)
@@ -66,13 +134,15 @@ def hosts_table(hosts: Sequence[admin_pb.Host]) -> str:
                 else "never",
                 h.inventory.kernel_release,
                 f"AT RISK: {', '.join(h.advisories)}" if h.advisories else "-",
+                ", ".join(_scope(w) for w in windows_of(h, windows))
+                or ("on" if h.in_maintenance else "-"),
                 health or "-",
             ]
         )
-    return table(["HOST", "LIVENESS", "HEARTBEAT", "KERNEL", "RISK", "MOUNTS"], rows)
+    return table(["HOST", "LIVENESS", "HEARTBEAT", "KERNEL", "RISK", "MAINTENANCE", "MOUNTS"], rows)
 
 
-def host_detail(h: admin_pb.Host) -> str:
+def host_detail(h: admin_pb.Host, windows: Sequence[admin_pb.Maintenance] = ()) -> str:
     lines = [
         f"Host:        {h.host_id}",
         f"Liveness:    {enum_label(pb.Liveness, h.liveness)}",
@@ -94,6 +164,12 @@ def host_detail(h: admin_pb.Host) -> str:
     lines.append(
         f"Risk:        at risk: {', '.join(h.advisories)}" if h.advisories else "Risk:        none"
     )
+    held = [f"{_scope(w)} (by {w.set_by}, {_until(w)}: {w.reason})" for w in windows_of(h, windows)]
+    lines += [f"Maintenance: {line}" for line in held] or [
+        f"Maintenance: {'on' if h.in_maintenance else 'none'}"
+    ]
+    if h.needs_clear:
+        lines.append(f"Needs clear: {h.needs_clear_reason} (hangwatchctl host clear)")
     health = {m.mount: m for m in h.health}
     lines.append("Mounts:")
     rows = []

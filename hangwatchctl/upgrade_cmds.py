@@ -10,7 +10,8 @@ from hangwatch.v1 import admin_service_pb2 as admin_pb
 from hangwatchctl import render
 from hangwatchctl.failover_cmds import REASON, _target
 
-HOST_STATES = ["PENDING", "UPGRADING", "DONE", "FAILED", "SKIPPED"]
+# Lower case as every other choice; `upgrade status` shows them upper case, also taken.
+HOST_STATES = ["pending", "upgrading", "done", "failed", "skipped"]
 
 
 @click.group()
@@ -87,9 +88,21 @@ def _show_plan(plan: admin_pb.UpgradePlan) -> None:
 @click.option(
     "--target-fs", default="", metavar="SPEC", help="xfs:v5, TYPE:KEY=VALUE or TYPE:FEATURE."
 )
-@click.option("--group", "groups", multiple=True, metavar="G", help="Every member of G.")
-@click.option("--hosts", "hosts", multiple=True, metavar="H", help="These hosts.")
-@click.option("--all", "all_hosts", is_flag=True, help="Every registered host.")
+@click.option(
+    "--group",
+    "groups",
+    multiple=True,
+    metavar="G",
+    help="Upgrade every member of group G; repeatable.",
+)
+@click.option(
+    "--hosts",
+    "hosts",
+    multiple=True,
+    metavar="H",
+    help="Upgrade these hosts (H1,H2,... or the option repeated).",
+)
+@click.option("--all", "all_hosts", is_flag=True, help="Upgrade every registered host.")
 @click.option(
     "--soak",
     type=click.FloatRange(min=0),
@@ -174,8 +187,8 @@ _plan_state_command(
     "--state",
     type=click.Choice(HOST_STATES, case_sensitive=False),
     required=True,
-    help="UPGRADING: you started the upgrade; DONE/FAILED/SKIPPED: a verdict; "
-    "PENDING: retry a FAILED or SKIPPED host.",
+    help="upgrading: you started the upgrade; done, failed or skipped: your verdict; "
+    "pending: retry a failed or skipped host.",
 )
 @REASON
 def upgrade_mark(name: str, host_id: str, state: str, reason: str) -> None:

@@ -256,6 +256,8 @@ class LocalCluster:
             "--config",
             str(config_path),
         ]
+        if "testing" in settings:
+            argv.append("--allow-testing")
         for mount in mounts:
             argv += ["--mount", str(mount)]
         return self._proc(f"agent-{host_id}", [*prefix, *argv], env)

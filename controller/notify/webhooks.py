@@ -20,7 +20,6 @@ import urllib.error
 import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 from tenacity import (
     AsyncRetrying,
@@ -44,9 +43,10 @@ from controller.notify.payloads import (
     retryable,
     slack_payload,
 )
+from controller.notify.secrets import SinkSecrets, load_sink_secrets
 from controller.store.dbthread import DbThread
 from controller.store.interface import DeadLetterRow, Store
-from hangwatch.errors import ConfigError, DeliveryRefused, DeliveryRetryable
+from hangwatch.errors import DeliveryRefused, DeliveryRetryable
 from hangwatch.v1 import admin_service_pb2 as admin_pb
 from hangwatch.v1 import types_pb2 as pb
 
@@ -107,22 +107,11 @@ def group_of(config: ControllerConfig, host_id: str, mount: str) -> str:
     return (exact or member)[0].name if member else ""
 
 
-def _secret(settings: WebhookSettings) -> bytes:
-    if not settings.secret_file:
-        return settings.secret.encode()
-    try:
-        return Path(settings.secret_file).read_bytes().strip()
-    except OSError as exc:
-        raise ConfigError(
-            f"webhook {settings.name}: cannot read secret_file {settings.secret_file}: "
-            f"{exc.strerror}"
-        ) from None
-
-
 class SinkWorker:
     def __init__(
         self,
         settings: WebhookSettings,
+        secrets: SinkSecrets,
         store: Store,
         db: DbThread,
         bus: CursorBus,
@@ -130,7 +119,7 @@ class SinkWorker:
     ) -> None:
         self.settings = settings
         self.name = settings.name
-        self._secret = _secret(settings)
+        self._secrets = secrets
         self._min_severity = SEVERITY_VALUE[settings.min_severity]
         self._kinds = frozenset(settings.kinds)
         self._store = store
@@ -305,7 +294,7 @@ class SinkWorker:
         """One attempt, its failure counted as it happens (the metrics read the count)."""
         s = self.settings
         try:
-            await asyncio.to_thread(post, s.url, payload, s.timeout_seconds)
+            await asyncio.to_thread(post, self._secrets.url, payload, s.timeout_seconds)
         except (DeliveryRefused, DeliveryRetryable):
             self.failures += 1
             raise
@@ -313,7 +302,7 @@ class SinkWorker:
     async def _payload(self, event: pb.Event) -> Payload:
         s = self.settings
         if s.kind == "json":
-            return json_payload(event, self._secret)
+            return json_payload(event, self._secrets.secret)
         if s.kind == "slack":
             return slack_payload(event)
         action = pagerduty_action(event)
@@ -328,7 +317,7 @@ class SinkWorker:
         else:
             known = await self._db.run(self._store.alert_key, self.name, event.host_id, event.mount)
             key = known or mount_key(event)
-        return pagerduty_payload(event, s.routing_key, action, key, group)
+        return pagerduty_payload(event, self._secrets.routing_key, action, key, group)
 
     async def _delivered(self, event: pb.Event) -> None:
         if self.settings.kind == "pagerduty" and pagerduty_action(event) == "resolve":
@@ -343,7 +332,11 @@ class Dispatcher:
     def __init__(
         self, config: ControllerConfig, store: Store, db: DbThread, bus: CursorBus
     ) -> None:
-        self.workers = {s.name: SinkWorker(s, store, db, bus, config) for s in config.webhooks}
+        # The command line checked these files already, before anything was opened.
+        secrets = load_sink_secrets(config)
+        self.workers = {
+            s.name: SinkWorker(s, secrets[s.name], store, db, bus, config) for s in config.webhooks
+        }
         self._tasks: list[asyncio.Task[None]] = []
 
     def offer(self, events: Sequence[pb.Event]) -> None:

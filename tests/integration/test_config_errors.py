@@ -34,6 +34,20 @@ CASES = [
         ["key 'heartbeat.interval_seconds'", "greater than 0"],
     ),
     ("agent", "host_id = [\n", ["not valid TOML"]),
+    (
+        "agent",
+        '[testing]\nkernel_release_override = "6.1.0-fake"\n',
+        ["section [testing]", "--allow-testing"],
+    ),
+    (
+        "controller",
+        '[[webhooks]]\nname = "pd"\nkind = "pagerduty"\nurl = "https://pd.example/"\n'
+        'routing_key_file = "/nonexistent/pd-routing-key"\n',
+        [
+            "key 'webhooks[0].routing_key_file'",
+            "cannot read /nonexistent/pd-routing-key: No such file or directory",
+        ],
+    ),
 ]
 
 

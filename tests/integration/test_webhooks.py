@@ -8,6 +8,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -158,10 +159,22 @@ def report(address: str, host: str, events: list[tuple[str, str, int]]) -> list[
 
 
 def test_pagerduty_slack_and_dead_letters_retried_from_hangwatchctl(
-    cluster: LocalCluster, admin: Admin, receiver: Receiver
+    cluster: LocalCluster,
+    admin: Admin,
+    receiver: Receiver,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     receiver.status["/reject"] = 400
     receiver.start()
+    # The secrets come from files: the routing key as systemd hands over a credential
+    # (LoadCredential=), the Slack URL from an absolute path.
+    credentials = tmp_path / "credentials"
+    credentials.mkdir()
+    (credentials / "secrets_pd").write_text("R0UT1NG\n")
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(credentials))
+    slack_url = tmp_path / "slack-url"
+    slack_url.write_text(receiver.url("/slack") + "\n")
     cluster.controller_config = {
         **FAST_CONTROLLER,
         "webhooks": [
@@ -169,10 +182,10 @@ def test_pagerduty_slack_and_dead_letters_retried_from_hangwatchctl(
                 "name": "pd",
                 "kind": "pagerduty",
                 "url": receiver.url("/pd"),
-                "routing_key": "R0UT1NG",
+                "routing_key_file": "secrets_pd",
                 **FAST_RETRY,
             },
-            {"name": "chat", "kind": "slack", "url": receiver.url("/slack"), **FAST_RETRY},
+            {"name": "chat", "kind": "slack", "url_file": str(slack_url), **FAST_RETRY},
             {
                 "name": "strict",
                 "url": receiver.url("/reject"),

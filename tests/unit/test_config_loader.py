@@ -53,3 +53,29 @@ def test_dump_round_trips(tmp_path):
     path = tmp_path / "dumped.toml"
     path.write_text(cfg.dump(c))
     assert cfg.load(AgentConfig, path) == c
+
+
+def test_testing_section_is_refused_unless_allowed(tmp_path):
+    path = tmp_path / "agent.toml"
+    path.write_text('[testing]\nkernel_release_override = "6.1.0-fake"\n')
+    with pytest.raises(ConfigError) as refused:
+        cfg.load(AgentConfig, path)
+    message = str(refused.value)
+    assert str(path) in message and "[testing]" in message and "--allow-testing" in message
+    allowed = cfg.load(AgentConfig, path, allow_testing=True)
+    assert allowed.testing.kernel_release_override == "6.1.0-fake"
+
+
+def test_a_program_without_testing_knobs_calls_it_an_unknown_key(tmp_path):
+    path = tmp_path / "controller.toml"
+    path.write_text("[testing]\n")
+    with pytest.raises(ConfigError, match="unknown key 'testing'"):
+        cfg.load(ControllerConfig, path, allow_testing=True)
+
+
+def test_dump_shows_testing_knobs_only_when_set(tmp_path):
+    assert "[testing]" not in cfg.dump(AgentConfig())
+    path = tmp_path / "agent.toml"
+    path.write_text("[testing]\nsynthetic_events = 5\n")
+    shown = cfg.dump(cfg.load(AgentConfig, path, allow_testing=True))
+    assert "[testing]\nsynthetic_events = 5\n" in shown

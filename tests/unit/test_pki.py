@@ -1,4 +1,4 @@
-"""hangwatchctl pki: the certificates verify, carry the documented identities, and
+"""python -m lab pki: the certificates verify, carry the documented identities, and
 refusals change nothing."""
 
 from __future__ import annotations

@@ -23,14 +23,23 @@ def test_generated_code_matches_protos(tmp_path):
     )
     fresh = tmp_path / "hangwatch" / "v1"
     committed = ROOT / "hangwatch" / "v1"
-    names = sorted(p.name for p in fresh.iterdir())
+    names = sorted(p.name for p in fresh.iterdir() if p.suffix != ".proto")
     assert names == sorted(
-        p.name for p in committed.iterdir() if p.is_file() and not p.name.endswith(".pyc")
+        p.name for p in committed.iterdir() if p.is_file() and p.suffix not in (".pyc", ".proto")
     )
     _, mismatch, errors = filecmp.cmpfiles(fresh, committed, names, shallow=False)
     assert not mismatch and not errors, (
         f"generated code drifted from protos/: {mismatch + errors}; run scripts/gen-protos"
     )
+
+
+def test_each_proto_is_linked_beside_its_generated_code():
+    # The wheel ships hangwatch/v1/*.proto (package data): links to the sources.
+    sources = sorted((ROOT / "protos" / "hangwatch" / "v1").glob("*.proto"))
+    linked = sorted((ROOT / "hangwatch" / "v1").glob("*.proto"))
+    assert [p.name for p in linked] == [p.name for p in sources]
+    for link, source in zip(linked, sources, strict=True):
+        assert link.is_symlink() and link.resolve() == source.resolve(), link
 
 
 def test_every_enum_starts_with_unspecified_zero():

@@ -14,6 +14,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tomllib
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -103,14 +104,34 @@ def test_hardening_common_to_both(unit):
     assert values(unit, "Service", "StateDirectory")
 
 
-def test_exec_start_paths():
+def test_exec_start_runs_the_venv_at_the_fixed_prefix():
     agent, controller = parse_unit(AGENT), parse_unit(CONTROLLER)
     assert one(agent, "Service", "ExecStart") == (
-        "/usr/local/bin/hangwatch-agent --config /etc/hangwatch/agent.toml"
+        "/opt/hangwatch/bin/hangwatch-agent --config /etc/hangwatch/agent.toml"
     )
     assert one(controller, "Service", "ExecStart") == (
-        "/usr/local/bin/hangwatch-controller --config /etc/hangwatch/controller.toml"
+        "/opt/hangwatch/bin/hangwatch-controller --config /etc/hangwatch/controller.toml"
     )
+
+
+def test_a_config_error_is_not_restarted(unit):
+    # The programs exit 2 on a bad config or flag; restarting cannot fix that.
+    assert one(unit, "Service", "RestartPreventExitStatus") == "2"
+
+
+def test_documentation_points_to_the_installed_docs_and_the_project(unit):
+    docs = values(unit, "Unit", "Documentation")
+    assert "file:/opt/hangwatch/share/doc/hangwatch/operations.md" in docs
+    project = tomllib.loads((SYSTEMD.parent / "pyproject.toml").read_text())["project"]
+    assert project["urls"]["Documentation"] in docs
+
+
+def test_controller_gets_its_sink_secrets_as_credentials():
+    controller = parse_unit(CONTROLLER)
+    assert values(controller, "Service", "LoadCredential") == ["secrets:/etc/hangwatch/secrets"]
+    # systemd does not create the directory: the tmpfiles snippet does, root only.
+    tmpfiles = (SYSTEMD / "hangwatch.tmpfiles.conf").read_text()
+    assert re.search(r"^d\s+/etc/hangwatch/secrets\s+0700\s+root\s+root\s", tmpfiles, re.M)
 
 
 def test_agent_keeps_its_senses():
@@ -166,6 +187,7 @@ def test_tmpfiles_match_state_dirs_and_defaults():
     ]
     dirs = {fields[1]: fields for fields in lines}
     assert all(fields[0] == "d" for fields in lines)
+    assert {mode for _, _, mode, *_ in lines} == {"0700"}
     agent, controller = parse_unit(AGENT), parse_unit(CONTROLLER)
     assert AgentConfig().state_dir == "/var/lib/" + one(agent, "Service", "StateDirectory")
     assert ControllerConfig().data_dir == "/var/lib/" + one(controller, "Service", "StateDirectory")
@@ -270,7 +292,7 @@ def test_systemd_analyze_verify(tmp_path, path):
     [
         # systemd 252 has no Type=notify-reload (253+): a warning, exit status 0.
         ("Type=notify\n", "Type=notify-reload\n", "Failed to parse service type"),
-        ("ExecStart=/usr/local/bin/", "ExecStart=relative/", "Neither a valid executable"),
+        ("ExecStart=/opt/hangwatch/bin/", "ExecStart=relative/", "Neither a valid executable"),
     ],
 )
 def test_verify_catches_a_broken_unit(tmp_path, old, new, complaint):
