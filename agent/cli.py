@@ -123,11 +123,12 @@ def rules_check(log_file: str, output: str, extra: tuple[str, ...], no_default_r
     rule, kind, severity and device.
     """
     from agent.kmsg.replay import check_file, format_firings
-    from agent.kmsg.rules import RulesError, load_rules
+    from agent.kmsg.rules import load_rules
+    from hangwatch.errors import ConfigError
 
     try:
         ruleset = load_rules([Path(p) for p in extra], shipped=not no_default_rules)
-    except RulesError as exc:
+    except ConfigError as exc:
         fail(str(exc))
     firings = check_file(log_file, ruleset)
     click.echo(format_firings(firings, "json" if output == "json" else "table"), nl=False)

@@ -53,3 +53,19 @@ def test_dump_round_trips(tmp_path):
     path = tmp_path / "dumped.toml"
     path.write_text(cfg.dump(c))
     assert cfg.load(AgentConfig, path) == c
+
+
+def test_array_entries_are_named_in_errors(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text('[[groups]]\nname = "mail-b"\nmembers = ["h1"]\nmounts = ["/srv/mail"]\n')
+    with pytest.raises(ConfigError) as info:
+        cfg.load(ControllerConfig, path)
+    assert str(info.value) == (
+        f"{path}: groups[0] ('mail-b'): key 'members': a group needs at least two members"
+    )
+
+
+def test_parse_names_its_source():
+    with pytest.raises(ConfigError, match=r"^packaged\.toml: key 'insecure': expected true"):
+        cfg.parse(ControllerConfig, "insecure = 1\n", "packaged.toml")
+    assert cfg.parse(ControllerConfig, "insecure = true\n", "packaged.toml").insecure
