@@ -61,7 +61,8 @@ _OLD_STATE = re.compile(
     r"(?P<comm>\S.*?)\s+(?P<state>[A-Z])\s*(?:[0-9a-f]{8,16}\s+)?\d+\s+(?P<pid>\d+)\s+\d+"
     r"\s+0x[0-9a-f]+"
 )
-_WORKQUEUE = re.compile(r"Workqueue: (?P<wq>\S+)")
+# "Workqueue: writeback wb_workfn (flush-8:0)": the workqueue, and what the work is for.
+_WORKQUEUE = re.compile(r"Workqueue: (?P<wq>\S+)(?: .*\((?P<target>[^()]+)\))?")
 # Report lines that tell nothing on their own. 6.x adds what the task is blocked on
 # ("INFO: task a:1 is blocked on a mutex likely owned by task b:2."), printed after the
 # task's trace: it belongs to the report, it is not a new one.
@@ -106,6 +107,8 @@ class _Task:
     seconds: float = 0.0
     state: str = ""
     workqueue: str = ""
+    # What the work item serves, e.g. the flusher's backing device "flush-8:0".
+    work_target: str = ""
     frames: list[str] = field(default_factory=list)
 
     def freeze(self) -> StuckTask:
@@ -159,7 +162,7 @@ class _Open:
                 or filesystem_of_stack(tuple(task.frames))
                 or filesystem_of_task(task.comm)
             )
-            for name in (task.comm, task.workqueue):
+            for name in (task.comm, task.workqueue, task.work_target):
                 device = device_of_task(name) if name else None
                 if device and device not in devices:
                     devices.append(device)
@@ -256,5 +259,6 @@ class ReportGrouper:
         workqueue = _WORKQUEUE.match(text)
         if workqueue is not None:
             task.workqueue = workqueue["wq"]
+            task.work_target = workqueue["target"] or ""
             return True
         return _FURNITURE.fullmatch(text) is not None
