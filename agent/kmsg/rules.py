@@ -154,14 +154,14 @@ class RuleSet:
                 by_keyword.setdefault(keyword, []).append(index)
         always = (i for i, rule in enumerate(self.rules) if not rule.keywords)
         self._index = KeywordIndex(by_keyword, always)
+        self._searches = tuple(rule.pattern.search for rule in self.rules)
 
     def match(self, text: str) -> list[RuleMatch]:
         found = []
         for index in self._index.candidates(text):
-            rule = self.rules[index]
-            hit = rule.pattern.search(text)
+            hit = self._searches[index](text)
             if hit is not None:
-                found.append(RuleMatch(rule, hit))
+                found.append(RuleMatch(self.rules[index], hit))
         return found
 
     def match_naive(self, text: str) -> list[RuleMatch]:
