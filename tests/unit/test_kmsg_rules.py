@@ -3,7 +3,9 @@
 import re
 
 import pytest
+from click.testing import CliRunner
 
+from agent.cli import main
 from agent.kmsg.keywords import required_literals
 from agent.kmsg.rules import load_rules, merge_rules, parse_rules
 from agent.signals import Severity
@@ -411,3 +413,16 @@ def test_fast_path_agrees_with_naive(shipped):
     for text in lines:
         fast = [m.rule.name for m in shipped.match(text)]
         assert fast == [m.rule.name for m in shipped.match_naive(text)]
+
+
+def test_rules_check_refuses_a_bad_rules_file(tmp_path):
+    log = tmp_path / "kern.log"
+    log.write_text("Aborting journal on device sdc1-8.\n")
+    bad = tmp_path / "ops.toml"
+    bad.write_text(rule_toml(type='"sometimes"'))
+    result = CliRunner().invoke(main, ["rules", "check", str(log), "--rules", str(bad)])
+    assert result.exit_code == 2
+    assert (
+        f"error: {bad}: rule[0] ('r'): key 'type': must be one of temporary, permanent"
+        in result.output
+    )
