@@ -124,15 +124,16 @@ def rules_check(log_file: str, output: str, extra: tuple[str, ...], no_default_r
     """Replay a saved kernel log through the rules and print what would have fired.
 
     FILE may hold raw /dev/kmsg records, dmesg output (with or without
-    timestamps) or syslog/journal lines. Each firing names its line number,
-    rule, kind, severity and device.
+    timestamps) or syslog/journal lines; lines starting with '#' are comments.
+    Each firing names its line number, rule, kind, severity and device.
     """
     from agent.kmsg.replay import check_file, format_firings
-    from agent.kmsg.rules import RulesError, load_rules
+    from agent.kmsg.rules import load_rules
+    from hangwatch.errors import ConfigError
 
     try:
         ruleset = load_rules([Path(p) for p in extra], shipped=not no_default_rules)
-    except RulesError as exc:
+    except ConfigError as exc:
         fail(str(exc))
     firings = check_file(log_file, ruleset)
     click.echo(format_firings(firings, "json" if output == "json" else "table"), nl=False)

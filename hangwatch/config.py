@@ -71,15 +71,14 @@ def load(
     origin: dict[str, str] = {}
     if path is not None:
         try:
-            raw = tomllib.loads(path.read_text(encoding="utf-8"))
+            text = path.read_text(encoding="utf-8")
         except FileNotFoundError:
             raise ConfigError(f"{path}: no such config file") from None
         except OSError as exc:
             raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
         except UnicodeDecodeError as exc:
             raise ConfigError(f"{path}: not UTF-8 text ({exc.reason})") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+        raw = _toml(text, str(path))
     testing = any(f.name == TESTING_SECTION for f in dataclasses.fields(cls))  # type: ignore[arg-type]
     if testing and TESTING_SECTION in raw and not allow_testing:
         raise ConfigError(
@@ -96,6 +95,19 @@ def load(
         table[leaf] = value
         origin[key] = flag
     return _build(cls, raw, prefix="", where=str(path) if path else "defaults", origin=origin)
+
+
+def parse(cls: type[T], text: str, where: str) -> T:
+    """Builds `cls` from TOML text that is not a config file of its own (a packaged
+    resource, say); `where` names it in error messages."""
+    return _build(cls, _toml(text, where), prefix="", where=where, origin={})
+
+
+def _toml(text: str, where: str) -> dict[str, Any]:
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{where}: not valid TOML: {exc}") from None
 
 
 def _build(
@@ -145,18 +157,17 @@ def _coerce(value: Any, hint: Any, where: str, key: str) -> Any:
             raise ConfigError(f"{where}: key '{key}': expected a list, got {_tname(value)}")
         (item,) = args
         if dataclasses.is_dataclass(item):
-            out: list[Any] = []
-            for i, entry in enumerate(value):
-                if not isinstance(entry, dict):
-                    raise ConfigError(f"{where}: key '{key}[{i}]': expected a table")
-                out.append(_build(typing.cast(type, item), entry, f"{key}[{i}].", where, {}))
-            return out
+            return [_entry(item, entry, f"{key}[{i}]", where) for i, entry in enumerate(value)]
         return [_coerce(v, item, where, f"{key}[{i}]") for i, v in enumerate(value)]
     if origin is dict:
         if not isinstance(value, dict):
             raise ConfigError(f"{where}: key '{key}': expected a table, got {_tname(value)}")
         _, item = args
         return {k: _coerce(v, item, where, f"{key}.{k}") for k, v in value.items()}
+    if dataclasses.is_dataclass(hint):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: key '{key}': expected a table, got {_tname(value)}")
+        return _build(typing.cast(type, hint), value, key + ".", where, {})
     if hint is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if hint in (int, float, str, bool):
@@ -172,6 +183,17 @@ def _coerce(value: Any, hint: Any, where: str, key: str) -> Any:
             )
         return value
     raise TypeError(f"unsupported setting type {hint!r} for {key}")
+
+
+def _entry(cls: Any, entry: Any, label: str, where: str) -> Any:
+    """One table of an array of tables ([[x]]). Messages about it name the entry, by
+    its `name` key too when it has one: "rules.toml: rule[2] ('nfs_ok'): key 'kind': ..."."""
+    if not isinstance(entry, dict):
+        raise ConfigError(f"{where}: key '{label}': expected a table")
+    name = entry.get("name")
+    if isinstance(name, str) and name:
+        label += f" ({name!r})"
+    return _build(typing.cast(type, cls), entry, "", f"{where}: {label}", {})
 
 
 def _tname(value: Any) -> str:

@@ -11,7 +11,7 @@ import re
 _NAME = (
     r"(?:sd[a-z]{1,3}|vd[a-z]{1,3}|xvd[a-z]{1,3})\d*"
     r"|nvme\d+n\d+(?:p\d+)?|mmcblk\d+(?:p\d+)?|(?:loop|nbd|rbd|zd|bcache|md)\d+(?:p\d+)?"
-    r"|dm-\d+|pmem\d+[a-z.\d]*|sr\d+|fd\d+"
+    r"|dm-\d+|pmem\d+[a-z.\d]*|dasd[a-z]+\d*|sr\d+|fd\d+"
 )
 _DEVICE = re.compile(rf"(?:{_NAME}|\d+:\d+)")
 # A device inside free text: not glued to a longer word on either side.

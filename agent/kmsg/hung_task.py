@@ -45,10 +45,14 @@ _OTHER_REPORT = re.compile(
     r"|self-detected stall|Kernel panic|invoked oom-killer|\bBUG: |\bOops\b|WARNING: CPU:"
     r"|kthread stack dump|Task dump for CPU|sysrq: |Showing busy workqueues|Showing all locks"
 )
+# A call-trace line of any architecture: x86 `? fn+0x1/0x2 [mod]`, arm64 `fn+0x1/0x2`,
+# powerpc `[c0..] [c0..] fn+0x1/0x2` (` (unreliable)` after a guessed one), s390
+# ` [<00..>] fn+0x1/0x2` and `([<00..>] fn+0x1/0x2)` for a guessed one, 32-bit ARM ` from `.
 _FRAME = re.compile(
-    r"(?:<\w+>\s+)?(?:\[<?[0-9a-f]+>?\]\s*)*(?P<unreliable>\?\s+)?(?:\[<?[0-9a-f]+>?\]\s*)*"
-    r"(?P<fn>[A-Za-z_][\w.]*)(?:\+0x[0-9a-f]+/0x[0-9a-f]+(?:\s+\[[^\]]*\])?"
-    r"| from [A-Za-z_][\w.]*\+0x[0-9a-f]+/0x[0-9a-f]+)"
+    r"(?P<paren>\()?(?:<\w+>\s+)?(?:\[<?[0-9a-f]+>?\]\s*)*(?P<unreliable>\?\s+)?"
+    r"(?:\[<?[0-9a-f]+>?\]\s*)*(?P<fn>[A-Za-z_][\w.]*)"
+    r"(?:\+0x[0-9a-f]+/0x[0-9a-f]+(?:\s+\[[^\]]*\])?(?P<guessed>\s+\(unreliable\))?"
+    r"| from [A-Za-z_][\w.]*\+0x[0-9a-f]+/0x[0-9a-f]+)(?(paren)\))"
 )
 _NEW_STATE = re.compile(
     r"task:(?P<comm>.+?)\s+state:(?P<state>\S)\s+stack:\s*\d+\s+pid:\s*(?P<pid>\d+)"
@@ -57,9 +61,14 @@ _OLD_STATE = re.compile(
     r"(?P<comm>\S.*?)\s+(?P<state>[A-Z])\s*(?:[0-9a-f]{8,16}\s+)?\d+\s+(?P<pid>\d+)\s+\d+"
     r"\s+0x[0-9a-f]+"
 )
-_WORKQUEUE = re.compile(r"Workqueue: (?P<wq>\S+)")
+# "Workqueue: writeback wb_workfn (flush-8:0)": the workqueue, and what the work is for.
+_WORKQUEUE = re.compile(r"Workqueue: (?P<wq>\S+)(?: .*\((?P<target>[^()]+)\))?")
+# Report lines that tell nothing on their own. 6.x adds what the task is blocked on
+# ("INFO: task a:1 is blocked on a mutex likely owned by task b:2."), printed after the
+# task's trace: it belongs to the report, it is not a new one.
 _FURNITURE = re.compile(
     r"Call [Tt]race:|</?[A-Z]+>|\.\.\.|Tainted: .*|Not tainted .*|\"echo 0 > .*"
+    r"|Blocked by coredump\.|INFO: task .+:\d+ (?:is )?(?:<\w+> )?blocked on an? .*"
     r"|(?:[0-9a-f]{8,16}\s*)+"
 )
 _END = "</TASK>"
@@ -98,6 +107,8 @@ class _Task:
     seconds: float = 0.0
     state: str = ""
     workqueue: str = ""
+    # What the work item serves, e.g. the flusher's backing device "flush-8:0".
+    work_target: str = ""
     frames: list[str] = field(default_factory=list)
 
     def freeze(self) -> StuckTask:
@@ -151,7 +162,7 @@ class _Open:
                 or filesystem_of_stack(tuple(task.frames))
                 or filesystem_of_task(task.comm)
             )
-            for name in (task.comm, task.workqueue):
+            for name in (task.comm, task.workqueue, task.work_target):
                 device = device_of_task(name) if name else None
                 if device and device not in devices:
                     devices.append(device)
@@ -231,7 +242,8 @@ class ReportGrouper:
         task = report.tasks[-1]
         frame = _FRAME.fullmatch(text)
         if frame is not None:
-            if not frame["unreliable"] and len(task.frames) < MAX_FRAMES:
+            guessed = frame["unreliable"] or frame["paren"] or frame["guessed"]
+            if not guessed and len(task.frames) < MAX_FRAMES:
                 task.frames.append(frame["fn"])
             return True
         state = _NEW_STATE.match(text) or _OLD_STATE.fullmatch(text)
@@ -247,5 +259,6 @@ class ReportGrouper:
         workqueue = _WORKQUEUE.match(text)
         if workqueue is not None:
             task.workqueue = workqueue["wq"]
+            task.work_target = workqueue["target"] or ""
             return True
         return _FURNITURE.fullmatch(text) is not None

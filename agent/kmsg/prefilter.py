@@ -54,10 +54,15 @@ class KeywordIndex:
         for keyword, rules in keywords.items():
             cut.setdefault(_cut(keyword), set()).update(rules)
         # The scan reports only the longest keyword at a position, so a keyword's rules
-        # include those of every keyword that is a prefix of it.
+        # include those of every keyword that is a prefix of it. Sorted once here: most
+        # lines that hold a keyword hold just one.
         self._rules_of = {
-            found: frozenset(self._always).union(
-                *(rules for other, rules in cut.items() if found.startswith(other))
+            found: tuple(
+                sorted(
+                    set(self._always).union(
+                        *(rules for other, rules in cut.items() if found.startswith(other))
+                    )
+                )
             )
             for found in cut
         }
@@ -69,9 +74,13 @@ class KeywordIndex:
         found = search(text)
         if found is None:
             return self._always
-        hits: set[int] = set()
+        first = self._rules_of[found.group()]
+        # Restart just after the start, not the end: keywords may overlap.
+        found = search(text, found.start() + 1)
+        if found is None:
+            return first
+        hits = set(first)
         while found is not None:
             hits.update(self._rules_of[found.group()])
-            # Restart just after the start, not the end: keywords may overlap.
             found = search(text, found.start() + 1)
         return sorted(hits)

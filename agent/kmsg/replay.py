@@ -2,7 +2,8 @@
 
 Operators use it to see what the agent would have raised for a log they have (and to
 test their own rule files). Formats are detected per line, so a file mixing raw /dev/kmsg
-records, dmesg output and syslog lines works too.
+records, dmesg output and syslog lines works too. Lines starting with '#' are comments,
+so a saved log can be annotated.
 """
 
 from __future__ import annotations
@@ -60,6 +61,8 @@ def _parsed(lines: Iterable[bytes]) -> Iterator[tuple[int, ParseResult]]:
     """(line number, record) pairs; ` KEY=VALUE` lines join the raw record above them."""
     held: tuple[int, KmsgRecord] | None = None
     for number, line in enumerate(lines, start=1):
+        if line[:1] == b"#":
+            continue
         pair = parse_continuation(line.decode("utf-8", "replace")) if line[:1] == b" " else None
         if pair is not None:
             if held is None:

@@ -79,3 +79,19 @@ def test_dump_shows_testing_knobs_only_when_set(tmp_path):
     path.write_text("[testing]\nsynthetic_events = 5\n")
     shown = cfg.dump(cfg.load(AgentConfig, path, allow_testing=True))
     assert "[testing]\nsynthetic_events = 5\n" in shown
+
+
+def test_array_entries_are_named_in_errors(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text('[[groups]]\nname = "mail-b"\nmembers = ["h1"]\nmounts = ["/srv/mail"]\n')
+    with pytest.raises(ConfigError) as info:
+        cfg.load(ControllerConfig, path)
+    assert str(info.value) == (
+        f"{path}: groups[0] ('mail-b'): key 'members': a group needs at least two members"
+    )
+
+
+def test_parse_names_its_source():
+    with pytest.raises(ConfigError, match=r"^packaged\.toml: key 'insecure': expected true"):
+        cfg.parse(ControllerConfig, "insecure = 1\n", "packaged.toml")
+    assert cfg.parse(ControllerConfig, "insecure = true\n", "packaged.toml").insecure

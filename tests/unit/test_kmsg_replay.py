@@ -44,6 +44,16 @@ def test_check_file_reports_start_lines(mixed):
     ]
 
 
+def test_comment_lines_are_skipped_and_keep_line_numbers():
+    lines = [
+        b"# an operator's note: 'Aborting journal on device sdc1-8.' came next\n",
+        b"Aborting journal on device sdc1-8.\n",
+    ]
+    firings, malformed = replay(lines, RULES)
+    assert [(f.line, f.rule) for f in firings] == [(2, "ext4_journal_abort")]
+    assert malformed == 0
+
+
 def test_orphan_continuation_and_bad_lines_are_malformed():
     lines = [b" SUBSYSTEM=block\n", b"\xff\xfe\n", b"x" * 70000 + b"\n", b"ok line\n"]
     firings, malformed = replay(lines, RULES)

@@ -3,10 +3,13 @@
 import re
 
 import pytest
+from click.testing import CliRunner
 
+from agent.cli import main
 from agent.kmsg.keywords import required_literals
-from agent.kmsg.rules import RulesError, load_rules, merge_rules, parse_rules
+from agent.kmsg.rules import load_rules, merge_rules, parse_rules
 from agent.signals import Severity
+from hangwatch.errors import ConfigError
 
 GOOD = """
 [[rule]]
@@ -53,12 +56,11 @@ def test_error_names_file_rule_and_key():
         + GOOD.replace('"xfs_shutdown"', '"a"')
         + GOOD.replace('"xfs_shutdown"', '"xfs_shutdown2"').replace('"critical"', '"fatal"')
     )
-    with pytest.raises(RulesError) as info:
+    with pytest.raises(ConfigError) as info:
         parse_rules(text, "rules.toml")
     assert str(info.value).startswith(
-        "rules.toml: rule 3 ('xfs_shutdown2'): key 'severity': unknown severity 'fatal'"
+        "rules.toml: rule[2] ('xfs_shutdown2'): key 'severity': unknown severity 'fatal'"
     )
-    assert isinstance(info.value, ValueError)
 
 
 @pytest.mark.parametrize(
@@ -68,41 +70,55 @@ def test_error_names_file_rule_and_key():
         ({"pattern": ""}, "pattern", "missing"),
         ({"pattern": "'('"}, "pattern", "invalid regex"),
         ({"kind": '"xfs_error"'}, "kind", "upper snake case"),
-        ({"kind": "3"}, "kind", "non-empty string"),
+        ({"kind": "3"}, "kind", "expected a string, got an integer"),
         ({"severity": '"fatal"'}, "severity", "unknown severity 'fatal'"),
-        ({"type": '"sometimes"'}, "type", "unknown type 'sometimes'"),
+        ({"type": '"sometimes"'}, "type", "must be one of temporary, permanent, got 'sometimes'"),
         ({"clears": '"nfs"'}, "clears", "upper snake case"),
-        ({"rate_limit": "5"}, "rate_limit", "count = N, seconds = S"),
-        ({"rate_limit": "{ count = 0, seconds = 1 }"}, "rate_limit", "positive integer"),
-        ({"rate_limit": "{ count = 1, seconds = -1 }"}, "rate_limit", "positive number"),
-        ({"rate_limit": "{ count = 1, per = 1 }"}, "rate_limit", "count = N"),
+        ({"rate_limit": "5"}, "rate_limit", "expected a table"),
+        ({"rate_limit": "{ count = 0, seconds = 1 }"}, "rate_limit.count", "greater than 0"),
+        ({"rate_limit": "{ count = 1, seconds = -1 }"}, "rate_limit.seconds", "greater than 0"),
+        ({"rate_limit": "{ count = 1 }"}, "rate_limit.seconds", "count = N, seconds = S"),
+        ({"rate_limit": "{ count = true, seconds = 1 }"}, "rate_limit.count", "integer"),
         ({"device_group": '"dev"'}, "device_group", "no named group 'dev'"),
         ({"keywords": "[]"}, "keywords", "non-empty list"),
         ({"keywords": '[""]'}, "keywords", "non-empty list"),
-        ({"colour": '"red"'}, "colour", "unknown key"),
     ],
 )
 def test_validation_errors(overrides, key, fragment):
-    with pytest.raises(RulesError) as info:
+    with pytest.raises(ConfigError) as info:
         parse_rules(rule_toml(**overrides), "ops.toml")
     message = str(info.value)
-    label = "unnamed" if overrides.get("name") == "" else "'r'"
-    assert message.startswith(f"ops.toml: rule 1 ({label}): key '{key}': "), message
+    label = "rule[0]" if overrides.get("name") == "" else "rule[0] ('r')"
+    assert message.startswith(f"ops.toml: {label}: key '{key}': "), message
     assert fragment in message
 
 
 @pytest.mark.parametrize(
     ("text", "fragment"),
     [
-        ("[[rule]\n", "invalid TOML"),
-        ("rules = []\n", "unknown top-level key 'rules'"),
-        ("rule = 3\n", "array of tables"),
-        (rule_toml() + rule_toml(), "rule 2 ('r'): key 'name': duplicate name"),
+        ("[[rule]\n", "ops.toml: not valid TOML"),
+        ("rules = []\n", "ops.toml: unknown key 'rules' (known here: rule)"),
+        ("rule = 3\n", "ops.toml: key 'rule': expected a list"),
+        ("rule = [1]\n", "ops.toml: key 'rule[0]': expected a table"),
+        (rule_toml(colour='"red"'), "ops.toml: rule[0] ('r'): unknown key 'colour'"),
+        (
+            rule_toml(rate_limit="{ count = 1, per = 1 }"),
+            "ops.toml: rule[0] ('r'): unknown key 'rate_limit.per'",
+        ),
+        (rule_toml() + rule_toml(), "ops.toml: key 'rule': rule[1] repeats the name 'r'"),
     ],
 )
 def test_file_level_errors(text, fragment):
-    with pytest.raises(RulesError, match=re.escape(fragment)):
+    with pytest.raises(ConfigError, match=re.escape(fragment)):
         parse_rules(text, "ops.toml")
+
+
+def test_bad_operator_file_is_named_with_rule_and_key(tmp_path):
+    path = tmp_path / "20-site.toml"
+    path.write_text(rule_toml(name='"site_rule"', severity='"loud"'))
+    with pytest.raises(ConfigError) as info:
+        load_rules([path])
+    assert str(info.value).startswith(f"{path}: rule[0] ('site_rule'): key 'severity': ")
 
 
 def test_operator_files_replace_and_extend(tmp_path):
@@ -132,7 +148,7 @@ def test_only_operator_rules(tmp_path):
 
 def test_unreadable_file_is_named(tmp_path):
     missing = tmp_path / "nope.toml"
-    with pytest.raises(RulesError, match=re.escape(f"{missing}: cannot read")):
+    with pytest.raises(ConfigError, match=re.escape(f"{missing}: no such config file")):
         load_rules([missing])
 
 
@@ -397,3 +413,16 @@ def test_fast_path_agrees_with_naive(shipped):
     for text in lines:
         fast = [m.rule.name for m in shipped.match(text)]
         assert fast == [m.rule.name for m in shipped.match_naive(text)]
+
+
+def test_rules_check_refuses_a_bad_rules_file(tmp_path):
+    log = tmp_path / "kern.log"
+    log.write_text("Aborting journal on device sdc1-8.\n")
+    bad = tmp_path / "ops.toml"
+    bad.write_text(rule_toml(type='"sometimes"'))
+    result = CliRunner().invoke(main, ["rules", "check", str(log), "--rules", str(bad)])
+    assert result.exit_code == 2
+    assert (
+        f"error: {bad}: rule[0] ('r'): key 'type': must be one of temporary, permanent"
+        in result.output
+    )

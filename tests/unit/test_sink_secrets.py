@@ -99,22 +99,26 @@ def test_a_credential_name_needs_the_credentials_directory(tmp_path):
     [
         (
             {"name": "j", "url": "http://x/", "secret": "s", "secret_file": "/k"},
-            r"key 'webhooks\[0\]\.secret_file': give secret or secret_file, not both",
+            r"webhooks\[0\] \('\w+'\): key 'secret_file': give secret or secret_file, not both",
         ),
         (
             {"name": "p", "kind": "pagerduty", "url": "https://x/", "routing_key": "R"}
             | {"routing_key_file": "/k"},
-            r"'webhooks\[0\]\.routing_key_file': give routing_key or routing_key_file, not both",
+            r"webhooks\[0\] \('\w+'\): key 'routing_key_file': "
+            "give routing_key or routing_key_file, not both",
         ),
         (
             {"name": "s", "kind": "slack", "url": "http://x/", "url_file": "/u"},
-            r"'webhooks\[0\]\.url_file': give url or url_file, not both",
+            r"webhooks\[0\] \('\w+'\): key 'url_file': give url or url_file, not both",
         ),
-        ({"name": "s", "kind": "slack"}, r"'webhooks\[0\]\.url': is required \(or url_file\)"),
+        (
+            {"name": "s", "kind": "slack"},
+            r"webhooks\[0\] \('\w+'\): key 'url': is required \(or url_file\)",
+        ),
         (
             {"name": "s", "kind": "slack", "url_file": "relative/path"},
-            r"'webhooks\[0\]\.url_file': 'relative/path' is neither an absolute path nor a "
-            "credential name",
+            r"webhooks\[0\] \('\w+'\): key 'url_file': 'relative/path' is neither an absolute "
+            "path nor a credential name",
         ),
     ],
 )
