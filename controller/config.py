@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from controller.api.validate import KIND_RE
-from hangwatch.config import SettingError, one_of, positive, section, setting
+from hangwatch.config import SettingError, at_most, one_of, positive, section, setting
 from hangwatch.metrics import MetricsSettings
 from hangwatch.roles import PEOPLE_ROLES
 from hangwatch.settings import LogSettings, address_check
@@ -26,6 +26,10 @@ class LivenessSettings:
     )
 
     def __post_init__(self) -> None:
+        if self.heartbeat_interval_seconds >= self.stale_after_seconds:
+            raise SettingError(
+                "heartbeat_interval_seconds", "must be smaller than stale_after_seconds"
+            )
         if self.unreachable_after_seconds <= self.stale_after_seconds:
             raise SettingError(
                 "unreachable_after_seconds", "must be greater than stale_after_seconds"
@@ -116,7 +120,9 @@ class FailoverSettings:
         1, "failovers in progress at once that policy may approve", _at_least(1)
     )
     max_group_percent: float = setting(
-        50.0, "share of all groups policy may fail over within window_seconds", positive
+        50.0,
+        "share of all groups (percent) policy may fail over within window_seconds",
+        at_most(100.0),
     )
     window_seconds: float = setting(3600.0, "the window of max_group_percent", positive)
     two_person_rule: bool = setting(False, "the approver must not be the proposer")

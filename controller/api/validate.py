@@ -12,11 +12,10 @@ from typing import Any
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 
-from hangwatch.ids import is_ulid
+from hangwatch.ids import host_id_problem, is_ulid
 from hangwatch.v1 import agent_service_pb2 as agent_pb
 from hangwatch.v1 import types_pb2 as pb
 
-HOST_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$")
 KIND_RE = re.compile(r"^[A-Z][A-Z0-9_]{0,63}$")
 MAX_MOUNTS = 256
 MAX_PATH = 4096
@@ -34,12 +33,9 @@ class Invalid(ValueError):
 
 
 def host_id(value: str, field: str = "host_id") -> None:
-    if not HOST_ID_RE.match(value):
-        raise Invalid(
-            field,
-            f"{value[:80]!r} is not a host id "
-            "(letters, digits, '.', '_', '-'; at most 253 characters)",
-        )
+    problem = host_id_problem(value)
+    if problem:
+        raise Invalid(field, problem)
 
 
 def text(value: str, field: str, limit: int = MAX_TEXT, required: bool = False) -> None:
