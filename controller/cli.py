@@ -12,7 +12,7 @@ from controller.server import serve
 from hangwatch import logs, tls
 from hangwatch.addresses import parse_address, require_loopback_for_insecure
 from hangwatch.cliutil import fail, load_config, print_config, program_options
-from hangwatch.errors import AddressError
+from hangwatch.errors import AddressError, StartupError
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -60,4 +60,7 @@ def main(
     except (AddressError, tls.TlsError) as exc:
         fail(str(exc))
     logs.setup(config.log.format, config.log.level)
-    asyncio.run(serve(config))
+    try:
+        asyncio.run(serve(config))
+    except StartupError as exc:
+        fail(str(exc))

@@ -20,10 +20,12 @@ from controller.api.identity import Identify
 from controller.config import ControllerConfig
 from controller.failover.commandhub import CommandHub
 from controller.failover.coordinator import Coordinator
+from controller.listening import EXCLUSIVE_PORT, listen
 from controller.metrics import ControllerCollector, IngestCounter, RpcTimer
 from controller.notify.eventbus import CursorBus
 from controller.notify.webhooks import Dispatcher
 from controller.store.dbthread import DbThread
+from controller.store.sqlite.datadir import DataDirLock
 from controller.store.sqlite.store import SQLiteStore
 from controller.upgrades.advisories import AdvisoryBook
 from controller.upgrades.driver import UpgradeDriver
@@ -46,7 +48,7 @@ SERVICE_NAMES = (
 
 async def serve(config: ControllerConfig) -> None:
     data_dir = Path(config.data_dir)
-    data_dir.mkdir(parents=True, exist_ok=True)
+    lock = DataDirLock(data_dir)
     store = SQLiteStore(data_dir / "controller.db")
     db = DbThread()
     bus = CursorBus(await db.run(store.last_cursor))
@@ -58,7 +60,9 @@ async def serve(config: ControllerConfig) -> None:
         config.limits,
         store_audit(store, db),
     )
-    server = grpc.aio.server(options=server_options(), interceptors=[rpc_timer, gate])
+    server = grpc.aio.server(
+        options=[*server_options(), *EXCLUSIVE_PORT], interceptors=[rpc_timer, gate]
+    )
     hub = CommandHub(lambda host: db.run(store.pending_commands, host))
     advisories = AdvisoryBook()
     advisories.load(await db.run(store.list_advisories))
@@ -96,10 +100,7 @@ async def serve(config: ControllerConfig) -> None:
         server,
     )
     address = parse_address(config.listen, allow_port_zero=True)
-    if server_tls is None:
-        port = server.add_insecure_port(str(address))
-    else:
-        port = server.add_secure_port(str(address), server_tls.credentials)
+    port = listen(server, address, None if server_tls is None else server_tls.credentials)
     await server.start()
     for name in ("", *SERVICE_NAMES):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
@@ -133,6 +134,7 @@ async def serve(config: ControllerConfig) -> None:
     await webhooks.stop()
     db.shutdown()
     store.close()
+    lock.release()
 
 
 async def _watchdog(notifier: Notifier, db: DbThread, store: SQLiteStore) -> None:

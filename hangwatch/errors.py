@@ -2,7 +2,9 @@
 
 HangwatchError
 ├── ConfigError        a config file, flag or environment value is wrong (exit 2)
-└── AddressError       an address is malformed or not allowed (exit 2)
+├── AddressError       an address is malformed or not allowed (exit 2)
+└── StartupError       the program cannot start: its address or data directory is
+                       held by another process, or its data is damaged (exit 2)
 """
 
 
@@ -16,3 +18,7 @@ class ConfigError(HangwatchError):
 
 class AddressError(ConfigError):
     """An address cannot be parsed or is not allowed for this transport."""
+
+
+class StartupError(HangwatchError):
+    """The program cannot start with what it was given; the message says what to do."""
