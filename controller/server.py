@@ -27,6 +27,7 @@ from controller.notify.webhooks import Dispatcher
 from controller.store.dbthread import DbThread
 from controller.store.sqlite.datadir import DataDirLock
 from controller.store.sqlite.store import SQLiteStore
+from controller.storehealth import publish
 from controller.upgrades.advisories import AdvisoryBook
 from controller.upgrades.driver import UpgradeDriver
 from hangwatch.addresses import parse_address
@@ -104,6 +105,7 @@ async def serve(config: ControllerConfig) -> None:
     await server.start()
     for name in ("", *SERVICE_NAMES):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    publish(store.condition, health_servicer, ("", SERVICE_NAMES[0]), asyncio.get_running_loop())
     transport = "plaintext, loopback only" if server_tls is None else "mutual TLS"
     log.info("listening on %s:%d (%s)", address.host, port, transport)
     coordinating = asyncio.create_task(coordinator.run(), name="coordinator")

@@ -1,4 +1,5 @@
-"""Shared plumbing for the servicers: validation errors become INVALID_ARGUMENT."""
+"""Shared plumbing for the servicers: validation errors become INVALID_ARGUMENT, a store
+out of space RESOURCE_EXHAUSTED (logged once by the store, not per call)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import Any, TypeVar
 import grpc
 
 from controller.api.validate import Invalid
-from controller.store.interface import GroupBusy, StaleFailover
+from controller.store.interface import GroupBusy, StaleFailover, StoreFull
 
 Ctx = grpc.aio.ServicerContext[Any, Any]
 Req = TypeVar("Req")
@@ -29,6 +30,9 @@ def unary(
         except (GroupBusy, StaleFailover) as exc:
             await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
             raise AssertionError("unreachable") from exc
+        except StoreFull as exc:
+            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc))
+            raise AssertionError("unreachable") from exc
 
     return wrapper
 
@@ -43,5 +47,7 @@ def streaming(
                 yield item
         except Invalid as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        except StoreFull as exc:
+            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc))
 
     return wrapper

@@ -41,7 +41,7 @@ from controller.failover.model import (
     Policy,
 )
 from controller.store.dbthread import DbThread
-from controller.store.interface import FailoverCommit, GroupBusy, StaleFailover, Store
+from controller.store.interface import FailoverCommit, GroupBusy, StaleFailover, Store, StoreFull
 from hangwatch import pbtime
 from hangwatch.executables import run_executable
 from hangwatch.ids import new_ulid
@@ -103,6 +103,8 @@ class Coordinator:
         while True:
             try:
                 await self.step()
+            except StoreFull:
+                pass  # logged once by the store; the next pass tries again
             except Exception:
                 log.exception("failover pass failed; retrying")
             self._wake.clear()

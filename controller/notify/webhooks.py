@@ -36,7 +36,7 @@ from controller.notify.payloads import (
     slack_payload,
 )
 from controller.store.dbthread import DbThread
-from controller.store.interface import DeadLetterRow, Store
+from controller.store.interface import DeadLetterRow, Store, StoreFull
 from hangwatch.errors import ConfigError
 from hangwatch.v1 import admin_service_pb2 as admin_pb
 from hangwatch.v1 import types_pb2 as pb
@@ -352,6 +352,8 @@ async def _supervised(worker: SinkWorker) -> None:
             await worker.run()
         except asyncio.CancelledError:
             raise
+        except StoreFull:
+            pass  # logged once by the store; the worker resumes from its saved cursor
         except Exception:
             log.exception("webhook %s worker failed; restarting it from the store", worker.name)
             await asyncio.sleep(RECHECK_SECONDS)

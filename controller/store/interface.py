@@ -13,7 +13,9 @@ from typing import Protocol
 
 from controller.audit import AuditRow
 from controller.failover.machine import Failover
+from controller.store.condition import StoreCondition
 from controller.upgrades.planner import Plan
+from hangwatch.errors import StartupError
 from hangwatch.v1 import admin_service_pb2 as admin_pb
 from hangwatch.v1 import agent_service_pb2 as agent_pb
 from hangwatch.v1 import types_pb2 as pb
@@ -27,6 +29,16 @@ class StaleFailover(Exception):
 class GroupBusy(Exception):
     """A new failover for a group that already has one open: refused, atomically, so an
     automatic proposal and a person's can never both go ahead."""
+
+
+class StoreFull(Exception):
+    """A write refused for lack of space: nothing of it was stored, and the same write
+    succeeds once space is freed. Answered as RESOURCE_EXHAUSTED."""
+
+
+class StoreUnusable(StartupError):
+    """The store cannot be opened as it is (damaged, empty, not ours): the message names
+    the file and the way out; the controller does not start."""
 
 
 @dataclass(frozen=True)
@@ -109,6 +121,9 @@ class AdvisoryRow:
 
 
 class Store(Protocol):
+    # Whether writes currently fail for lack of space.
+    condition: StoreCondition
+
     def close(self) -> None: ...
 
     # Hosts.

@@ -20,7 +20,7 @@ from controller.failover import switchover
 from controller.failover.coordinator import SYSTEM, Coordinator
 from controller.failover.model import Trigger
 from controller.store.dbthread import DbThread
-from controller.store.interface import Store
+from controller.store.interface import Store, StoreFull
 from controller.upgrades import planner
 from controller.upgrades.planner import HostFacts, Plan, StartSwitchover, Switch, World
 
@@ -48,6 +48,8 @@ class UpgradeDriver:
         while True:
             try:
                 await self.step()
+            except StoreFull:
+                pass  # logged once by the store; the next pass tries again
             except Exception:
                 log.exception("upgrade pass failed; retrying")
             self._wake.clear()
