@@ -263,6 +263,29 @@ class UpgradeSettings:
 
 
 @dataclass(frozen=True)
+class AuditSettings:
+    """Anchors of the audit log outside the database (see 'The audit log' in the docs)."""
+
+    key_file: str = setting(
+        "",
+        "HMAC key that signs the anchors, created with mode 0600 on the first start; "
+        "keep it out of the database's backups [default: DATA_DIR/audit-anchor.key]",
+        _optional_path,
+    )
+    anchor_file: str = setting(
+        "",
+        "the signed anchor: the last row and its hash [default: DATA_DIR/audit-anchor.json]",
+        _optional_path,
+    )
+    anchor_interval_seconds: float = setting(
+        10.0,
+        "how often the log's last row is anchored (when it changed); rows added since "
+        "the last anchor have only the hash chain's protection",
+        positive,
+    )
+
+
+@dataclass(frozen=True)
 class ControllerConfig:
     listen: str = setting(
         "127.0.0.1:7443", "address the gRPC API listens on", address_check(allow_port_zero=True)
@@ -275,6 +298,7 @@ class ControllerConfig:
     liveness: LivenessSettings = section(LivenessSettings, "host liveness from heartbeats")
     failover: FailoverSettings = section(FailoverSettings, "failover policy and deadlines")
     upgrades: UpgradeSettings = section(UpgradeSettings, "upgrade plans")
+    audit: AuditSettings = section(AuditSettings, "the audit log's anchors")
     groups: list[GroupSettings] = setting([], "service groups ([[groups]] tables)")
     fencing: list[FenceSettings] = setting([], "fence devices per host ([[fencing]] tables)")
     webhooks: list[WebhookSettings] = setting([], "webhook sinks for events ([[webhooks]] tables)")

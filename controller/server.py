@@ -17,6 +17,7 @@ from controller.api.admin import AdminApi
 from controller.api.agent import AgentApi
 from controller.api.certs import ServerTls, reload_on_sighup
 from controller.api.identity import Identify
+from controller.auditanchor import AuditAnchor
 from controller.config import ControllerConfig
 from controller.failover.commandhub import CommandHub
 from controller.failover.coordinator import Coordinator
@@ -51,7 +52,9 @@ async def serve(config: ControllerConfig) -> None:
     data_dir = Path(config.data_dir)
     lock = DataDirLock(data_dir)
     store = SQLiteStore(data_dir / "controller.db")
+    audit_anchor = _audit_anchor(config, data_dir)
     db = DbThread()
+    await db.run(audit_anchor.checkpoint, store)
     bus = CursorBus(await db.run(store.last_cursor))
     rpc_timer = RpcTimer()
     server_tls = None if config.insecure else ServerTls(config.tls)
@@ -80,7 +83,17 @@ async def serve(config: ControllerConfig) -> None:
         AgentApi(store, db, bus, config, hub, coordinator, on_stored=stored), server
     )
     admin_grpc.add_AdminServiceServicer_to_server(
-        AdminApi(store, db, bus, config, coordinator, advisories, upgrades, webhooks=webhooks),
+        AdminApi(
+            store,
+            db,
+            bus,
+            config,
+            coordinator,
+            advisories,
+            upgrades,
+            webhooks=webhooks,
+            audit_anchor=audit_anchor,
+        ),
         server,
     )
     metrics = MetricsEndpoint(
@@ -88,6 +101,7 @@ async def serve(config: ControllerConfig) -> None:
         [
             ControllerCollector(store, db, bus, webhooks, ingest, asyncio.get_running_loop()),
             rpc_timer.histogram,
+            audit_anchor,
         ],
     )
     health_servicer = health.aio.HealthServicer()
@@ -111,6 +125,7 @@ async def serve(config: ControllerConfig) -> None:
     coordinating = asyncio.create_task(coordinator.run(), name="coordinator")
     upgrading = asyncio.create_task(upgrades.run(), name="upgrades")
     webhooks.start()
+    audit_anchor.start(store, db)
     metrics.start(config.metrics.listen)
 
     stop = asyncio.Event()
@@ -134,9 +149,19 @@ async def serve(config: ControllerConfig) -> None:
     await server.stop(grace=2.0)
     metrics.stop()
     await webhooks.stop()
+    await audit_anchor.stop(store, db)
     db.shutdown()
     store.close()
     lock.release()
+
+
+def _audit_anchor(config: ControllerConfig, data_dir: Path) -> AuditAnchor:
+    settings = config.audit
+    return AuditAnchor(
+        Path(settings.key_file or data_dir / "audit-anchor.key"),
+        Path(settings.anchor_file or data_dir / "audit-anchor.json"),
+        settings.anchor_interval_seconds,
+    )
 
 
 async def _watchdog(notifier: Notifier, db: DbThread, store: SQLiteStore) -> None:

@@ -17,6 +17,7 @@ from controller.api.admin_incidents import IncidentAdmin
 from controller.api.admin_upgrades import UpgradeAdmin
 from controller.api.admin_webhooks import WebhookAdmin
 from controller.api.rpc import Ctx, streaming, unary
+from controller.auditanchor import AuditAnchor
 from controller.config import ControllerConfig
 from controller.failover.coordinator import Coordinator
 from controller.failover.liveness import liveness
@@ -51,6 +52,7 @@ class AdminApi(
         advisories: AdvisoryBook,
         upgrades: UpgradeDriver,
         webhooks: Dispatcher | None = None,
+        audit_anchor: AuditAnchor | None = None,
     ) -> None:
         self._store = store
         self._db = db
@@ -60,6 +62,7 @@ class AdminApi(
         self._advisories = advisories
         self._upgrades = upgrades
         self._webhooks = webhooks
+        self._audit_anchor = audit_anchor
 
     async def _hosts(self, records: list[HostRecord]) -> list[admin_pb.Host]:
         """Host messages with what the cluster picture adds: roles, risk, maintenance."""
