@@ -263,6 +263,18 @@ class UpgradeSettings:
 
 
 @dataclass(frozen=True)
+class EventSettings:
+    """How long events are kept (see 'Event retention' in docs/operations.md)."""
+
+    retention_days: float = setting(90.0, "days; events received longer ago are pruned", positive)
+    max_events: int = setting(
+        2_000_000,
+        "events kept at most (the newest); older ones are pruned (about 400 bytes each on disk)",
+        _at_least(1000),
+    )
+
+
+@dataclass(frozen=True)
 class AuditSettings:
     """Anchors of the audit log outside the database (see 'The audit log' in the docs)."""
 
@@ -299,6 +311,7 @@ class ControllerConfig:
     failover: FailoverSettings = section(FailoverSettings, "failover policy and deadlines")
     upgrades: UpgradeSettings = section(UpgradeSettings, "upgrade plans")
     audit: AuditSettings = section(AuditSettings, "the audit log's anchors")
+    events: EventSettings = section(EventSettings, "event retention")
     groups: list[GroupSettings] = setting([], "service groups ([[groups]] tables)")
     fencing: list[FenceSettings] = setting([], "fence devices per host ([[fencing]] tables)")
     webhooks: list[WebhookSettings] = setting([], "webhook sinks for events ([[webhooks]] tables)")

@@ -25,6 +25,7 @@ from controller.listening import EXCLUSIVE_PORT, listen
 from controller.metrics import ControllerCollector, IngestCounter, RpcTimer
 from controller.notify.eventbus import CursorBus
 from controller.notify.webhooks import Dispatcher
+from controller.store import retention
 from controller.store.dbthread import DbThread
 from controller.store.sqlite.datadir import DataDirLock
 from controller.store.sqlite.store import SQLiteStore
@@ -124,6 +125,7 @@ async def serve(config: ControllerConfig) -> None:
     log.info("listening on %s:%d (%s)", address.host, port, transport)
     coordinating = asyncio.create_task(coordinator.run(), name="coordinator")
     upgrading = asyncio.create_task(upgrades.run(), name="upgrades")
+    pruning = asyncio.create_task(retention.run(store, db, config), name="event-retention")
     webhooks.start()
     audit_anchor.start(store, db)
     metrics.start(config.metrics.listen)
@@ -143,6 +145,7 @@ async def serve(config: ControllerConfig) -> None:
     log.info("shutting down")
     coordinating.cancel()
     upgrading.cancel()
+    pruning.cancel()
     notifier.stopping()
     watchdog.cancel()
     await health_servicer.enter_graceful_shutdown()

@@ -9,6 +9,7 @@ import grpc
 from tenacity import Retrying, retry_if_exception, wait_random_exponential
 
 from hangwatch.v1 import admin_service_pb2 as admin_pb
+from hangwatch.v1 import admin_service_pb2_grpc as admin_grpc
 from hangwatch.v1 import types_pb2 as pb
 from hangwatchctl import render
 from hangwatchctl.client import UNREACHABLE, Target, exit_for, rpc_errors
@@ -40,8 +41,13 @@ SEVERITIES = ["info", "warning", "error", "critical"]
     "-f",
     "--follow",
     is_flag=True,
-    help="Stream events as they arrive (NDJSON with -o json); reconnects on its "
-    "own from the last cursor seen.",
+    help="Stream events as they arrive, from the newest on (NDJSON with -o json); "
+    "reconnects on its own from the last cursor seen.",
+)
+@click.option(
+    "--from-start",
+    is_flag=True,
+    help="With --follow: replay every stored event first (--since CURSOR: from there).",
 )
 @click.pass_context
 def events(
@@ -53,6 +59,7 @@ def events(
     since: int | None,
     limit: int,
     follow: bool,
+    from_start: bool,
 ) -> None:
     """List events, newest last, or follow them live."""
     target: Target = ctx.obj
@@ -67,7 +74,11 @@ def events(
         ),
     )
     stub = target.stub()
+    if from_start and (since is not None or not follow):
+        raise click.UsageError("--from-start goes with --follow, and not with --since")
     if follow:
+        if since is None and not from_start:
+            since = _newest_cursor(stub, target)
         _follow(stub, flt, since or 0, target, render.wants_json(ctx))
         return
     with rpc_errors(target):
@@ -87,6 +98,15 @@ def events(
         render.print_json(admin_pb.ListEventsResponse(events=found))
     else:
         click.echo(render.events_table(found))
+
+
+def _newest_cursor(stub: admin_grpc.AdminServiceStub, target: Target) -> int:
+    """Where the log ends now: following starts after it."""
+    with rpc_errors(target):
+        newest = stub.ListEvents(
+            admin_pb.ListEventsRequest(newest_first=True, limit=1), timeout=target.timeout
+        )
+    return int(newest.events[0].cursor) if newest.events else 0
 
 
 def _follow(

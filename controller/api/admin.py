@@ -129,7 +129,7 @@ class AdminApi(
     async def ListEvents(
         self, request: admin_pb.ListEventsRequest, context: Ctx
     ) -> admin_pb.ListEventsResponse:
-        _filter(request.filter)
+        hosts = self._filter(request.filter)
         if request.limit > MAX_LIMIT:
             raise validate.Invalid("limit", f"{request.limit} is above the limit {MAX_LIMIT}")
         events = await self._db.run(
@@ -138,6 +138,7 @@ class AdminApi(
             request.since_cursor,
             request.limit or DEFAULT_LIMIT,
             request.newest_first,
+            hosts,
         )
         return admin_pb.ListEventsResponse(events=events)
 
@@ -145,23 +146,37 @@ class AdminApi(
     async def WatchEvents(
         self, request: admin_pb.WatchEventsRequest, context: Ctx
     ) -> AsyncIterator[pb.Event]:
-        _filter(request.filter)
+        hosts = self._filter(request.filter)
         cursor = request.since_cursor
         while True:
             # The bus position is read before the store: an event stored after the
             # read wakes the wait below, so nothing stored is ever slept through.
             seen = self._bus.cursor
             events = await self._db.run(
-                self._store.list_events, request.filter, cursor, WATCH_BATCH
+                self._store.list_events, request.filter, cursor, WATCH_BATCH, False, hosts
             )
             for event in events:
                 yield event
                 cursor = event.cursor
             if len(events) < WATCH_BATCH:
-                await self._bus.wait_beyond(max(seen, cursor), WATCH_RECHECK_SECONDS)
+                # Everything up to `seen` was committed before the query, which found
+                # all its matches: the next query starts past it, not at the last match.
+                cursor = max(seen, cursor)
+                await self._bus.wait_beyond(cursor, WATCH_RECHECK_SECONDS)
+
+    def _filter(self, flt: admin_pb.EventFilter) -> list[str] | None:
+        """Checks the filter; returns the members of its group (None: no group)."""
+        _check_filter(flt)
+        if not flt.group:
+            return None
+        for group in self._config.groups:
+            if group.name == flt.group:
+                return list(group.members)
+        known = ", ".join(g.name for g in self._config.groups) or "none"
+        raise validate.Invalid("filter.group", f"no group {flt.group!r} (known: {known})")
 
 
-def _filter(flt: admin_pb.EventFilter) -> None:
+def _check_filter(flt: admin_pb.EventFilter) -> None:
     if flt.host_id:
         validate.host_id(flt.host_id, "filter.host_id")
     if flt.kind and not validate.KIND_RE.match(flt.kind):

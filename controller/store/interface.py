@@ -148,7 +148,15 @@ class Store(Protocol):
         since_cursor: int,
         limit: int,
         newest_first: bool = False,
-    ) -> list[pb.Event]: ...
+        hosts: Sequence[str] | None = None,
+    ) -> list[pb.Event]:
+        """Events after `since_cursor` matching `flt` in cursor order; `flt.group` is the
+        caller's to resolve into `hosts` (the group's members), which restricts them."""
+
+    def prune_events(self, before: float, keep: int, sinks: Sequence[str], batch: int) -> int:
+        """Deletes up to `batch` of the oldest events received before `before` or beyond
+        the newest `keep`, except the newest, those sinks have yet to hand off and those
+        dead letters name; returns how many."""
 
     def last_host_seq(self, host_id: str) -> int: ...
 
