@@ -10,7 +10,8 @@ and a metric. It anchors once more on a clean shutdown. The HMAC key is created
 An anchor is only ever moved along rows that continue it. If the log stops matching
 its anchor (rows removed, a row rewritten) anchoring stops with one error line, and
 `hangwatchctl audit --verify` keeps failing, until an operator starts afresh by moving
-the key and the anchor file aside (docs/operations.md, "The audit log").
+the key and the anchor file aside (docs/operations.md, "The audit log and its
+anchors").
 """
 
 from __future__ import annotations
