@@ -267,11 +267,7 @@ class EventSettings:
     """How long events are kept (see 'Event retention' in docs/operations.md)."""
 
     retention_days: float = setting(90.0, "days; events received longer ago are pruned", positive)
-    max_events: int = setting(
-        2_000_000,
-        "events kept at most (the newest); older ones are pruned (about 400 bytes each on disk)",
-        _at_least(1000),
-    )
+    max_events: int = setting(2_000_000, "only the newest this many are kept", _at_least(1000))
 
 
 @dataclass(frozen=True)
