@@ -6,6 +6,7 @@ import socket
 from dataclasses import dataclass
 
 from hangwatch.config import SettingError, optional_absolute_path, positive, section, setting
+from hangwatch.ids import host_id_problem
 from hangwatch.metrics import AgentMetricsSettings
 from hangwatch.settings import LogSettings, address_check
 
@@ -213,7 +214,9 @@ class TestingSettings:
 
 @dataclass(frozen=True)
 class AgentConfig:
-    host_id: str = setting(socket.gethostname(), "this host's id [default: the hostname]")
+    host_id: str = setting(
+        socket.gethostname(), "this host's id [default: the hostname]", host_id_problem
+    )
     mounts: list[str] = setting([], "mount points to watch (absolute paths)", _absolute_paths)
     state_dir: str = setting("/var/lib/hangwatch", "directory for the spool and agent state")
     controller: ControllerSettings = section(ControllerSettings, "the controller to report to")

@@ -13,7 +13,7 @@ from controller.server import serve
 from hangwatch import logs, tls
 from hangwatch.addresses import parse_address
 from hangwatch.cliutil import fail, load_settings, program_options, version_option
-from hangwatch.errors import AddressError, ConfigError
+from hangwatch.errors import AddressError, ConfigError, StartupError
 
 DEFAULT_CONFIG = Path("/etc/hangwatch/controller.toml")
 
@@ -64,4 +64,7 @@ def main(
     except ConfigError as exc:
         fail(f"{path}: {exc}")
     logs.setup(config.log.format, config.log.level)
-    asyncio.run(serve(config))
+    try:
+        asyncio.run(serve(config))
+    except StartupError as exc:
+        fail(str(exc))

@@ -6,15 +6,16 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from controller.api.validate import KIND_RE
 from hangwatch.config import (
     SettingError,
+    at_most,
     one_of,
     optional_absolute_path,
     positive,
     section,
     setting,
 )
+from hangwatch.ids import is_kind
 from hangwatch.metrics import MetricsSettings
 from hangwatch.roles import PEOPLE_ROLES
 from hangwatch.settings import LogSettings, address_check
@@ -33,6 +34,10 @@ class LivenessSettings:
     )
 
     def __post_init__(self) -> None:
+        if self.heartbeat_interval_seconds >= self.stale_after_seconds:
+            raise SettingError(
+                "heartbeat_interval_seconds", "must be smaller than stale_after_seconds"
+            )
         if self.unreachable_after_seconds <= self.stale_after_seconds:
             raise SettingError(
                 "unreachable_after_seconds", "must be greater than stale_after_seconds"
@@ -119,7 +124,9 @@ class FailoverSettings:
         1, "failovers in progress at once that policy may approve", _at_least(1)
     )
     max_group_percent: float = setting(
-        50.0, "share of all groups policy may fail over within window_seconds", positive
+        50.0,
+        "share of all groups (percent) policy may fail over within window_seconds",
+        at_most(100.0),
     )
     window_seconds: float = setting(3600.0, "the window of max_group_percent", positive)
     two_person_rule: bool = setting(False, "the approver must not be the proposer")
@@ -144,7 +151,7 @@ def _url(value: str) -> str | None:
 
 
 def _kinds(value: list[str]) -> str | None:
-    bad = [k for k in value if not KIND_RE.match(k)]
+    bad = [k for k in value if not is_kind(k)]
     return f"{bad[0]!r} is not an event kind (UPPER_SNAKE_CASE)" if bad else None
 
 
@@ -291,6 +298,37 @@ class UpgradeSettings:
 
 
 @dataclass(frozen=True)
+class EventSettings:
+    """How long events are kept (see 'Event retention' in docs/operations.md)."""
+
+    retention_days: float = setting(90.0, "days; events received longer ago are pruned", positive)
+    max_events: int = setting(2_000_000, "only the newest this many are kept", _at_least(1000))
+
+
+@dataclass(frozen=True)
+class AuditSettings:
+    """Anchors of the audit log outside the database (see 'The audit log' in the docs)."""
+
+    key_file: str = setting(
+        "",
+        "HMAC key that signs the anchors, created with mode 0600 on the first start; "
+        "keep it out of the database's backups [default: DATA_DIR/audit-anchor.key]",
+        optional_absolute_path,
+    )
+    anchor_file: str = setting(
+        "",
+        "the signed anchor: the last row and its hash [default: DATA_DIR/audit-anchor.json]",
+        optional_absolute_path,
+    )
+    anchor_interval_seconds: float = setting(
+        10.0,
+        "how often the log's last row is anchored (when it changed); rows added since "
+        "the last anchor have only the hash chain's protection",
+        positive,
+    )
+
+
+@dataclass(frozen=True)
 class ControllerConfig:
     listen: str = setting(
         "127.0.0.1:7443", "address the gRPC API listens on", address_check(allow_port_zero=True)
@@ -303,6 +341,8 @@ class ControllerConfig:
     liveness: LivenessSettings = section(LivenessSettings, "host liveness from heartbeats")
     failover: FailoverSettings = section(FailoverSettings, "failover policy and deadlines")
     upgrades: UpgradeSettings = section(UpgradeSettings, "upgrade plans")
+    audit: AuditSettings = section(AuditSettings, "the audit log's anchors")
+    events: EventSettings = section(EventSettings, "event retention")
     groups: list[GroupSettings] = setting([], "service groups ([[groups]] tables)")
     fencing: list[FenceSettings] = setting([], "fence devices per host ([[fencing]] tables)")
     webhooks: list[WebhookSettings] = setting([], "webhook sinks for events ([[webhooks]] tables)")

@@ -134,6 +134,18 @@ class ControllerCollector(Collector):
             failovers.add_metric([state], n)
         yield failovers
 
+        condition = self._store.condition
+        yield GaugeMetricFamily(
+            "hangwatch_store_full",
+            "1 while the store refuses writes for lack of disk space, else 0",
+            value=int(condition.full),
+        )
+        yield CounterMetricFamily(
+            "hangwatch_store_writes_refused_total",
+            "Store writes refused for lack of disk space (answered RESOURCE_EXHAUSTED)",
+            value=condition.refused_writes,
+        )
+
         yield from self._webhook_metrics()
 
     def _webhook_metrics(self) -> Iterator[Metric]:

@@ -18,16 +18,21 @@ from controller.api.agent import AgentApi
 from controller.api.auditlog import AuditLog
 from controller.api.certs import ServerTls, reload_on_sighup
 from controller.api.identity import Identify
+from controller.auditanchor import AuditAnchor
 from controller.config import ControllerConfig
 from controller.failover.commandhub import CommandHub
 from controller.failover.coordinator import Coordinator
 from controller.failover.ledger import Ledger, timeouts
 from controller.failover.snapshot import Snapshots
+from controller.listening import EXCLUSIVE_PORT, listen
 from controller.metrics import ControllerCollector, IngestCounter, RpcTimer
 from controller.notify.eventbus import CursorBus
 from controller.notify.webhooks import Dispatcher
+from controller.store import retention
 from controller.store.dbthread import DbThread
+from controller.store.sqlite.datadir import DataDirLock
 from controller.store.sqlite.store import SQLiteStore
+from controller.storehealth import publish
 from controller.upgrades.advisories import AdvisoryBook
 from controller.upgrades.driver import UpgradeDriver
 from hangwatch.addresses import parse_address
@@ -49,9 +54,11 @@ SERVICE_NAMES = (
 
 async def serve(config: ControllerConfig) -> None:
     data_dir = Path(config.data_dir)
-    data_dir.mkdir(parents=True, exist_ok=True)
+    lock = DataDirLock(data_dir)
     store = SQLiteStore(data_dir / "controller.db")
+    audit_anchor = _audit_anchor(config, data_dir)
     db = DbThread()
+    await db.run(audit_anchor.checkpoint, store)
     bus = CursorBus(await db.run(store.last_cursor))
     rpc_timer = RpcTimer()
     server_tls = None if config.insecure else ServerTls(config.tls)
@@ -61,7 +68,9 @@ async def serve(config: ControllerConfig) -> None:
         config.limits,
         AuditLog(store, db).refused,
     )
-    server = grpc.aio.server(options=server_options(), interceptors=[rpc_timer, gate])
+    server = grpc.aio.server(
+        options=[*server_options(), *EXCLUSIVE_PORT], interceptors=[rpc_timer, gate]
+    )
     hub = CommandHub(lambda host: db.run(store.pending_commands, host))
     advisories = AdvisoryBook()
     advisories.load(await db.run(store.list_advisories))
@@ -91,6 +100,7 @@ async def serve(config: ControllerConfig) -> None:
             advisories,
             upgrades,
             webhooks=webhooks,
+            audit_anchor=audit_anchor,
         ),
         server,
     )
@@ -99,6 +109,7 @@ async def serve(config: ControllerConfig) -> None:
         [
             ControllerCollector(store, db, bus, webhooks, ingest, asyncio.get_running_loop()),
             rpc_timer.histogram,
+            audit_anchor,
         ],
     )
     health_servicer = health.aio.HealthServicer()
@@ -112,18 +123,18 @@ async def serve(config: ControllerConfig) -> None:
         server,
     )
     address = parse_address(config.listen, allow_port_zero=True)
-    if server_tls is None:
-        port = server.add_insecure_port(str(address))
-    else:
-        port = server.add_secure_port(str(address), server_tls.credentials)
+    port = listen(server, address, None if server_tls is None else server_tls.credentials)
     await server.start()
     for name in ("", *SERVICE_NAMES):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    publish(store.condition, health_servicer, ("", SERVICE_NAMES[0]), asyncio.get_running_loop())
     transport = "plaintext, loopback only" if server_tls is None else "mutual TLS"
     log.info("listening on %s:%d (%s)", address.host, port, transport)
     coordinating = asyncio.create_task(coordinator.run(), name="coordinator")
     upgrading = asyncio.create_task(upgrades.run(), name="upgrades")
+    pruning = asyncio.create_task(retention.run(store, db, config), name="event-retention")
     webhooks.start()
+    audit_anchor.start(store, db)
     metrics.start(config.metrics.listen)
 
     stop = asyncio.Event()
@@ -141,14 +152,26 @@ async def serve(config: ControllerConfig) -> None:
     log.info("shutting down")
     coordinating.cancel()
     upgrading.cancel()
+    pruning.cancel()
     notifier.stopping()
     watchdog.cancel()
     await health_servicer.enter_graceful_shutdown()
     await server.stop(grace=2.0)
     metrics.stop()
     await webhooks.stop()
+    await audit_anchor.stop(store, db)
     db.shutdown()
     store.close()
+    lock.release()
+
+
+def _audit_anchor(config: ControllerConfig, data_dir: Path) -> AuditAnchor:
+    settings = config.audit
+    return AuditAnchor(
+        Path(settings.key_file or data_dir / "audit-anchor.key"),
+        Path(settings.anchor_file or data_dir / "audit-anchor.json"),
+        settings.anchor_interval_seconds,
+    )
 
 
 async def _watchdog(notifier: Notifier, db: DbThread, store: SQLiteStore) -> None:

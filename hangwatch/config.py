@@ -9,6 +9,7 @@ wrong types with a message that names the file (or flag) and the dotted key.
 from __future__ import annotations
 
 import dataclasses
+import math
 import tomllib
 import types
 import typing
@@ -28,6 +29,12 @@ Check = Callable[[Any], str | None]
 # hold it only when the program is started with this flag.
 TESTING_SECTION = "testing"
 ALLOW_TESTING_FLAG = "--allow-testing"
+# TOML integers are 64-bit; Python's parser takes any size, which protobuf fields,
+# timers and float conversion then fail on far from the file.
+INT_MIN, INT_MAX = -(2**63), 2**63 - 1
+# The largest value `positive` allows: about 31 years in seconds, below what a
+# protobuf Duration or a thread timeout can hold, so no setting overflows one.
+POSITIVE_MAX = 1e9
 
 
 class SettingError(ValueError):
@@ -168,6 +175,10 @@ def _coerce(value: Any, hint: Any, where: str, key: str) -> Any:
         if not isinstance(value, dict):
             raise ConfigError(f"{where}: key '{key}': expected a table, got {_tname(value)}")
         return _build(typing.cast(type, hint), value, key + ".", where, {})
+    if isinstance(value, int) and not isinstance(value, bool) and not INT_MIN <= value <= INT_MAX:
+        raise ConfigError(f"{where}: key '{key}': {value} is out of range (a 64-bit integer)")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"{where}: key '{key}': must be a finite number, got {value}")
     if hint is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if hint in (int, float, str, bool):
@@ -227,7 +238,21 @@ def dump(config: Any) -> str:
 
 
 def positive(value: float) -> str | None:
-    return None if value > 0 else f"must be greater than 0, got {value}"
+    if value <= 0:
+        return f"must be greater than 0, got {value}"
+    return None if value <= POSITIVE_MAX else f"must be at most {POSITIVE_MAX:g}, got {value}"
+
+
+def at_most(maximum: float) -> Check:
+    """A positive number no greater than `maximum` (a share, a percentage)."""
+
+    def check(value: float) -> str | None:
+        problem = positive(value)
+        if problem is None and value > maximum:
+            problem = f"must be at most {maximum:g}, got {value}"
+        return problem
+
+    return check
 
 
 def optional_absolute_path(value: str) -> str | None:

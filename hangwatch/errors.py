@@ -10,6 +10,11 @@ HangwatchError              UNKNOWN              base of every deliberate error
 │   └── AddressError                             an address is malformed or not allowed
 ├── TlsError                                     certificates or keys cannot be used
 │                                                (hangwatch.tls)
+├── StartupError                                 the program cannot start: its address or data
+│   │                                            dir is held by another process (exit 2)
+│   └── StoreUnusable                            the store is damaged, empty or not ours
+├── StoreFull               RESOURCE_EXHAUSTED   a write refused for lack of space: nothing of
+│                                                it was stored; retried, it succeeds later
 ├── Invalid                 INVALID_ARGUMENT     a request field is wrong: "field: problem"
 ├── NotFound                NOT_FOUND            the request names something that does not exist
 ├── AlreadyExists           ALREADY_EXISTS       the request would create something that exists
@@ -131,3 +136,19 @@ class DeliveryRefused(DeliveryError):
 
 class DeliveryRetryable(DeliveryError):
     """Worth another attempt: a network error, a timeout, 429 or 5xx."""
+
+
+class StartupError(HangwatchError):
+    """The program cannot start with what it was given; the message says what to do."""
+
+
+class StoreUnusable(StartupError):
+    """The store cannot be opened as it is (damaged, empty, not ours): the message names
+    the file and the way out; the controller does not start."""
+
+
+class StoreFull(HangwatchError):
+    """A write refused for lack of space: nothing of it was stored, and the same write
+    succeeds once space is freed."""
+
+    code = "RESOURCE_EXHAUSTED"

@@ -1,4 +1,4 @@
-"""Time-ordered unique ids (ULIDs) for events and failovers.
+"""Ids: time-ordered unique ids (ULIDs) for events and failovers, and host ids.
 
 A ULID sorts by creation time and carries 80 random bits, so ids made on different
 hosts, or on one host across reboots, do not collide and need no coordination.
@@ -12,6 +12,17 @@ import time
 
 _ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 ULID_RE = re.compile(r"^[0-9A-HJKMNP-TV-Z]{26}$")
+# A host id is a DNS name's worth of plain characters: it names the host in client
+# certificates, file names and every SRE's terminal.
+HOST_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$")
+HOST_ID_RULE = "letters, digits, '.', '_', '-'; at most 253 characters"
+# An event kind: UPPER_SNAKE_CASE, at most 64 characters (a metric label and a rule key).
+KIND_RE = re.compile(r"^[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)*$")
+KIND_MAX = 64
+
+
+def is_kind(value: str) -> bool:
+    return len(value) <= KIND_MAX and KIND_RE.match(value) is not None
 
 
 def new_ulid(now: float | None = None) -> str:
@@ -27,3 +38,10 @@ def new_ulid(now: float | None = None) -> str:
 
 def is_ulid(text: str) -> bool:
     return bool(ULID_RE.match(text))
+
+
+def host_id_problem(value: str) -> str | None:
+    """Why `value` is not a host id, or None when it is one."""
+    return (
+        None if HOST_ID_RE.fullmatch(value) else f"{value[:80]!r} is not a host id ({HOST_ID_RULE})"
+    )

@@ -18,6 +18,7 @@ from tenacity import Retrying, retry_if_exception, wait_random_exponential
 
 from hangwatch import pbtime
 from hangwatch.v1 import admin_service_pb2 as admin_pb
+from hangwatch.v1 import admin_service_pb2_grpc as admin_grpc
 from hangwatch.v1 import types_pb2 as pb
 from hangwatchctl import render, timearg
 from hangwatchctl.client import UNREACHABLE, Target, exit_for, rpc_errors
@@ -51,8 +52,13 @@ SEVERITIES = ["info", "warning", "error", "critical"]
     "-f",
     "--follow",
     is_flag=True,
-    help="Stream events as they arrive (NDJSON with -o json); reconnects on its "
-    "own from the last cursor seen.",
+    help="Stream events as they arrive, from the newest on (NDJSON with -o json); "
+    "reconnects on its own from the last cursor seen.",
+)
+@click.option(
+    "--from-start",
+    is_flag=True,
+    help="With --follow: replay every stored event first.",
 )
 @click.pass_context
 def events(
@@ -65,6 +71,7 @@ def events(
     cursor: int | None,
     limit: int,
     follow: bool,
+    from_start: bool,
 ) -> None:
     """List events, newest last, or follow them live."""
     if since is not None and cursor is not None:
@@ -81,10 +88,14 @@ def events(
         ),
     )
     stub = target.stub()
+    if from_start and (since is not None or cursor is not None or not follow):
+        raise click.UsageError("--from-start goes with --follow, and not with --since or --cursor")
     if since is not None:
         with rpc_errors(target):
             cursor = cursor_at(stub, since, target.timeout)
     if follow:
+        if cursor is None and not from_start:
+            cursor = _newest_cursor(stub, target)
         _follow(stub, flt, cursor or 0, target, render.wants_json(ctx))
         return
     with rpc_errors(target):
@@ -124,6 +135,15 @@ def cursor_at(stub: Any, at: float, timeout: float) -> int:
         at,
         key=lambda c: pbtime.seconds(first(c - 1)[0].received_at),
     )
+
+
+def _newest_cursor(stub: admin_grpc.AdminServiceStub, target: Target) -> int:
+    """Where the log ends now: following starts after it."""
+    with rpc_errors(target):
+        newest = stub.ListEvents(
+            admin_pb.ListEventsRequest(newest_first=True, limit=1), timeout=target.timeout
+        )
+    return int(newest.events[0].cursor) if newest.events else 0
 
 
 def _follow(

@@ -281,7 +281,12 @@ def host_clear(host_id: str, reason: str) -> None:
 
 
 @click.command()
-@click.option("--verify", "check", is_flag=True, help="Check the hash chain; exit 1 if broken.")
+@click.option(
+    "--verify",
+    "check",
+    is_flag=True,
+    help="Check the hash chain and its anchor (removed or rewritten rows); exit 1 if broken.",
+)
 @click.option("--since", type=click.IntRange(min=0), default=0, help="Entries after this seq.")
 @click.pass_context
 def audit(ctx: click.Context, check: bool, since: int) -> None:
@@ -292,15 +297,28 @@ def audit(ctx: click.Context, check: bool, since: int) -> None:
         if render.wants_json(ctx):
             render.print_json(result)
         elif result.ok:
-            click.echo(f"audit log intact: {result.entries} entries")
+            click.echo(_intact(result))
         if not result.ok:
-            fail(f"audit log broken at row {result.bad_seq}: {result.detail}", EXIT_REFUSED)
+            where = f" at row {result.bad_seq}" if result.bad_seq else ""
+            fail(f"audit log broken{where}: {result.detail}", EXIT_REFUSED)
         return
     response = target.call("ListAudit", admin_pb.ListAuditRequest(since_seq=since))
     if render.wants_json(ctx):
         render.print_json(response)
     else:
         click.echo(render.audit_table(response.entries))
+
+
+def _intact(result: admin_pb.VerifyAuditResponse) -> str:
+    """What an intact verdict covers: the chain up to its head, the anchor up to its row."""
+    said = f"audit log intact up to row {result.head_seq} ({result.entries} entries)"
+    if not result.HasField("anchored_at"):
+        return f"{said}; no anchor: removed or rewritten rows would not show"
+    said += f", anchored at row {result.anchored_seq} on {render.when(result.anchored_at)}"
+    if result.head_seq > result.anchored_seq:
+        later = f"{result.anchored_seq + 1}-{result.head_seq}"
+        said += f" (rows {later} are checked by the hash chain only)"
+    return said
 
 
 @click.group()

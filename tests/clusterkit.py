@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import sqlite3
+import urllib.request
 from pathlib import Path
 
 import grpc
+from prometheus_client.metrics_core import Metric
+from prometheus_client.parser import text_string_to_metric_families
 
 from hangwatch.v1 import admin_service_pb2 as admin_pb
 from hangwatch.v1 import admin_service_pb2_grpc as admin_grpc
@@ -61,6 +64,13 @@ def spooled_ids(state_dir: Path) -> list[str]:
         return [i for (i,) in db.execute("SELECT id FROM spool ORDER BY host_seq")]
     finally:
         db.close()
+
+
+def scrape(port: int) -> dict[str, Metric]:
+    """The metrics a program serves on 127.0.0.1:`port`, by name."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+        text = response.read().decode()
+    return {m.name: m for m in text_string_to_metric_families(text)}
 
 
 class Admin:

@@ -20,13 +20,13 @@ from agent.kmsg.prefilter import KeywordIndex
 from agent.signals import Severity
 from hangwatch import config as cfg
 from hangwatch.config import SettingError, one_of, positive, setting
+from hangwatch.ids import is_kind
 
-KIND_RE = re.compile(r"[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)*")
 _TYPES = {"temporary": False, "permanent": True}
 
 
 def _kind(value: str) -> str | None:
-    if KIND_RE.fullmatch(value):
+    if is_kind(value):
         return None
     return f"{value!r} is not an upper snake case kind (e.g. XFS_SHUTDOWN)"
 

@@ -16,6 +16,7 @@ from controller.api.admin_upgrades import UpgradeAdmin
 from controller.api.admin_webhooks import WebhookAdmin
 from controller.api.auditlog import AuditLog
 from controller.api.rpc import Ctx, streaming, unary
+from controller.auditanchor import AuditAnchor
 from controller.config import ControllerConfig
 from controller.failover.coordinator import Coordinator
 from controller.failover.ledger import Ledger
@@ -29,6 +30,7 @@ from controller.upgrades.advisories import AdvisoryBook
 from controller.upgrades.driver import UpgradeDriver
 from hangwatch import pbtime
 from hangwatch.errors import Invalid, NotFound
+from hangwatch.ids import is_kind
 from hangwatch.v1 import admin_service_pb2 as admin_pb
 from hangwatch.v1 import admin_service_pb2_grpc as admin_grpc
 from hangwatch.v1 import types_pb2 as pb
@@ -55,6 +57,7 @@ class AdminApi(
         advisories: AdvisoryBook,
         upgrades: UpgradeDriver,
         webhooks: Dispatcher | None = None,
+        audit_anchor: AuditAnchor | None = None,
     ) -> None:
         self._store = store
         self._db = db
@@ -67,6 +70,7 @@ class AdminApi(
         self._upgrades = upgrades
         self._webhooks = webhooks
         self._audit_log = AuditLog(store, db)
+        self._audit_anchor = audit_anchor
 
     async def _hosts(self, records: list[HostRecord]) -> list[admin_pb.Host]:
         """Host messages with what the cluster picture adds: roles, risk, maintenance."""
@@ -132,7 +136,7 @@ class AdminApi(
     async def ListEvents(
         self, request: admin_pb.ListEventsRequest, context: Ctx
     ) -> admin_pb.ListEventsResponse:
-        _filter(request.filter)
+        hosts = self._filter(request.filter)
         if request.limit > MAX_LIMIT:
             raise Invalid("limit", f"{request.limit} is above the limit {MAX_LIMIT}")
         events = await self._db.run(
@@ -141,6 +145,7 @@ class AdminApi(
             request.since_cursor,
             request.limit or DEFAULT_LIMIT,
             request.newest_first,
+            hosts,
         )
         return admin_pb.ListEventsResponse(events=events)
 
@@ -148,26 +153,40 @@ class AdminApi(
     async def WatchEvents(
         self, request: admin_pb.WatchEventsRequest, context: Ctx
     ) -> AsyncIterator[pb.Event]:
-        _filter(request.filter)
+        hosts = self._filter(request.filter)
         cursor = request.since_cursor
         while True:
             # The bus position is read before the store: an event stored after the
             # read wakes the wait below, so nothing stored is ever slept through.
             seen = self._bus.cursor
             events = await self._db.run(
-                self._store.list_events, request.filter, cursor, WATCH_BATCH
+                self._store.list_events, request.filter, cursor, WATCH_BATCH, False, hosts
             )
             for event in events:
                 yield event
                 cursor = event.cursor
             if len(events) < WATCH_BATCH:
-                await self._bus.wait_beyond(max(seen, cursor), WATCH_RECHECK_SECONDS)
+                # Everything up to `seen` was committed before the query, which found
+                # all its matches: the next query starts past it, not at the last match.
+                cursor = max(seen, cursor)
+                await self._bus.wait_beyond(cursor, WATCH_RECHECK_SECONDS)
+
+    def _filter(self, flt: admin_pb.EventFilter) -> list[str] | None:
+        """Checks the filter; returns the members of its group (None: no group)."""
+        _check_filter(flt)
+        if not flt.group:
+            return None
+        for group in self._config.groups:
+            if group.name == flt.group:
+                return list(group.members)
+        known = ", ".join(g.name for g in self._config.groups) or "none"
+        raise Invalid("filter.group", f"no group {flt.group!r} (known: {known})")
 
 
-def _filter(flt: admin_pb.EventFilter) -> None:
+def _check_filter(flt: admin_pb.EventFilter) -> None:
     if flt.host_id:
         validate.host_id(flt.host_id, "filter.host_id")
-    if flt.kind and not validate.KIND_RE.match(flt.kind):
+    if flt.kind and not is_kind(flt.kind):
         raise Invalid("filter.kind", f"{flt.kind[:80]!r} is not UPPER_SNAKE_CASE")
     if flt.min_severity:
         validate.enum_value(flt.min_severity, pb.Severity, "filter.min_severity")

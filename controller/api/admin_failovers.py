@@ -15,6 +15,7 @@ from controller.api.auditlog import AuditLog
 from controller.api.identity import Caller, caller
 from controller.api.rpc import Ctx, unary
 from controller.audit import verify
+from controller.auditanchor import AuditAnchor
 from controller.config import ControllerConfig
 from controller.failover import switchover
 from controller.failover.ledger import Ledger
@@ -38,6 +39,7 @@ class FailoverAdmin:
     _audit_log: AuditLog
     _ledger: Ledger
     _snapshots: Snapshots
+    _audit_anchor: AuditAnchor | None
     _hosts: Callable[[list[HostRecord]], Awaitable[list[admin_pb.Host]]]
 
     async def _state(self) -> ClusterState:
@@ -270,10 +272,19 @@ class FailoverAdmin:
         self, request: admin_pb.VerifyAuditRequest, context: Ctx
     ) -> admin_pb.VerifyAuditResponse:
         rows = await self._db.run(self._store.list_audit, 0, 2**62)
-        count, bad, detail = verify(rows)
-        return admin_pb.VerifyAuditResponse(
-            ok=bad is None, entries=count, bad_seq=bad or 0, detail=detail
+        anchor = self._audit_anchor
+        verdict = verify(rows) if anchor is None else await self._db.run(anchor.verify, rows)
+        response = admin_pb.VerifyAuditResponse(
+            ok=verdict.ok,
+            entries=verdict.entries,
+            bad_seq=verdict.bad_seq or 0,
+            detail=verdict.detail,
+            head_seq=verdict.head_seq,
         )
+        if verdict.anchor is not None:
+            response.anchored_seq = verdict.anchor.seq
+            response.anchored_at.CopyFrom(pbtime.timestamp(verdict.anchor.at))
+        return response
 
 
 def _group_msg(g: GroupView) -> admin_pb.Group:

@@ -6,19 +6,16 @@ into INVALID_ARGUMENT with "field: problem" so a caller knows what to fix.
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 
 from hangwatch.errors import Invalid
-from hangwatch.ids import is_ulid
+from hangwatch.ids import host_id_problem, is_kind, is_ulid
 from hangwatch.v1 import agent_service_pb2 as agent_pb
 from hangwatch.v1 import types_pb2 as pb
 
-HOST_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$")
-KIND_RE = re.compile(r"^[A-Z][A-Z0-9_]{0,63}$")
 MAX_MOUNTS = 256
 MAX_PATH = 4096
 MAX_TEXT = 4096
@@ -28,12 +25,9 @@ MAX_ATTRIBUTES = 64
 
 
 def host_id(value: str, field: str = "host_id") -> None:
-    if not HOST_ID_RE.match(value):
-        raise Invalid(
-            field,
-            f"{value[:80]!r} is not a host id "
-            "(letters, digits, '.', '_', '-'; at most 253 characters)",
-        )
+    problem = host_id_problem(value)
+    if problem:
+        raise Invalid(field, problem)
 
 
 def text(value: str, field: str, limit: int = MAX_TEXT, required: bool = False) -> None:
@@ -93,7 +87,7 @@ def event(ev: pb.Event, field: str, host: str) -> None:
         raise Invalid(f"{field}.host_seq", "must be 1 or more")
     if ev.mount:
         path(ev.mount, f"{field}.mount")
-    if not KIND_RE.match(ev.kind):
+    if not is_kind(ev.kind):
         raise Invalid(f"{field}.kind", f"{ev.kind[:80]!r} is not UPPER_SNAKE_CASE (max 64)")
     enum_value(ev.severity, pb.Severity, f"{field}.severity")
     if not ev.HasField("occurred_at"):

@@ -24,7 +24,7 @@ from controller.failover.model import ClusterState, FailoverState
 from controller.failover.snapshot import Snapshots
 from controller.store.dbthread import DbThread
 from controller.store.interface import Store
-from hangwatch.errors import GroupBusy, StaleFailover
+from hangwatch.errors import GroupBusy, StaleFailover, StoreFull
 from hangwatch.executables import run_executable
 from hangwatch.ids import new_ulid
 
@@ -62,6 +62,8 @@ class Coordinator:
         while True:
             try:
                 await self.step()
+            except StoreFull:
+                pass  # logged once by the store; the next pass tries again
             except Exception:
                 log.exception("failover pass failed; retrying")
             self._wake.clear()

@@ -46,7 +46,7 @@ from controller.notify.payloads import (
 from controller.notify.secrets import SinkSecrets, load_sink_secrets
 from controller.store.dbthread import DbThread
 from controller.store.interface import DeadLetterRow, Store
-from hangwatch.errors import DeliveryRefused, DeliveryRetryable
+from hangwatch.errors import DeliveryRefused, DeliveryRetryable, StoreFull
 from hangwatch.v1 import admin_service_pb2 as admin_pb
 from hangwatch.v1 import types_pb2 as pb
 
@@ -367,6 +367,8 @@ async def _supervised(worker: SinkWorker) -> None:
             await worker.run()
         except asyncio.CancelledError:
             raise
+        except StoreFull:
+            pass  # logged once by the store; the worker resumes from its saved cursor
         except Exception:
             log.exception("webhook %s worker failed; restarting it from the store", worker.name)
             await asyncio.sleep(RECHECK_SECONDS)

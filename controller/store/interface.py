@@ -13,6 +13,7 @@ from typing import Protocol
 
 from controller.audit import AuditRow
 from controller.failover.machine import Failover
+from controller.store.condition import StoreCondition
 from controller.upgrades.planner import Plan
 from hangwatch.v1 import admin_service_pb2 as admin_pb
 from hangwatch.v1 import agent_service_pb2 as agent_pb
@@ -99,6 +100,9 @@ class AdvisoryRow:
 
 
 class Store(Protocol):
+    # Whether writes currently fail for lack of space.
+    condition: StoreCondition
+
     def close(self) -> None: ...
 
     # Hosts.
@@ -123,7 +127,15 @@ class Store(Protocol):
         since_cursor: int,
         limit: int,
         newest_first: bool = False,
-    ) -> list[pb.Event]: ...
+        hosts: Sequence[str] | None = None,
+    ) -> list[pb.Event]:
+        """Events after `since_cursor` matching `flt` in cursor order; `flt.group` is the
+        caller's to resolve into `hosts` (the group's members), which restricts them."""
+
+    def prune_events(self, before: float, keep: int, sinks: Sequence[str], batch: int) -> int:
+        """Deletes up to `batch` of the oldest events received before `before` or beyond
+        the newest `keep`, except the newest, those sinks have yet to hand off and those
+        dead letters name; returns how many."""
 
     def last_host_seq(self, host_id: str) -> int: ...
 

@@ -24,7 +24,7 @@ from controller.store.dbthread import DbThread
 from controller.store.interface import Store
 from controller.upgrades import planner
 from controller.upgrades.planner import HostFacts, Plan, StartSwitchover, Switch, World
-from hangwatch.errors import Invalid, ProposalRefused, UpgradeRefused
+from hangwatch.errors import Invalid, ProposalRefused, StoreFull, UpgradeRefused
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +57,8 @@ class UpgradeDriver:
         while True:
             try:
                 await self.step()
+            except StoreFull:
+                pass  # logged once by the store; the next pass tries again
             except Exception:
                 log.exception("upgrade pass failed; retrying")
             self._wake.clear()

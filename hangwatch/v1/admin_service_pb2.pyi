@@ -1725,11 +1725,22 @@ class VerifyAuditResponse(_message.Message):
     ENTRIES_FIELD_NUMBER: _builtins.int
     BAD_SEQ_FIELD_NUMBER: _builtins.int
     DETAIL_FIELD_NUMBER: _builtins.int
+    HEAD_SEQ_FIELD_NUMBER: _builtins.int
+    ANCHORED_SEQ_FIELD_NUMBER: _builtins.int
+    ANCHORED_AT_FIELD_NUMBER: _builtins.int
     ok: _builtins.bool
     entries: _builtins.int
     bad_seq: _builtins.int
     """First row whose hash does not match, when not ok."""
     detail: _builtins.str
+    head_seq: _builtins.int
+    """The last row that checked out."""
+    anchored_seq: _builtins.int
+    """The anchor (kept outside the database) the rows were checked against:
+    removing rows up to anchored_seq, or rewriting them, shows. Unset: none.
+    """
+    @_builtins.property
+    def anchored_at(self) -> _timestamp_pb2.Timestamp: ...
     def __init__(
         self,
         *,
@@ -1737,10 +1748,13 @@ class VerifyAuditResponse(_message.Message):
         entries: _builtins.int = ...,
         bad_seq: _builtins.int = ...,
         detail: _builtins.str = ...,
+        head_seq: _builtins.int = ...,
+        anchored_seq: _builtins.int = ...,
+        anchored_at: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["anchored_at", b"anchored_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["bad_seq", b"bad_seq", "detail", b"detail", "entries", b"entries", "ok", b"ok"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["anchored_at", b"anchored_at", "anchored_seq", b"anchored_seq", "bad_seq", b"bad_seq", "detail", b"detail", "entries", b"entries", "head_seq", b"head_seq", "ok", b"ok"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -48,6 +48,21 @@ CASES = [
             "cannot read /nonexistent/pd-routing-key: No such file or directory",
         ],
     ),
+    # Non-finite and 64-bit-overflowing numbers used to start (and then fail every
+    # Register with an OverflowError, or overflow protobuf fields later).
+    (
+        "controller",
+        "[liveness]\nheartbeat_interval_seconds = inf\n",
+        ["key 'liveness.heartbeat_interval_seconds'", "finite"],
+    ),
+    (
+        "controller",
+        "[failover]\nmax_concurrent = 99999999999999999999\n",
+        ["key 'failover.max_concurrent'", "64-bit"],
+    ),
+    ("agent", "[probe]\ninterval_seconds = nan\n", ["key 'probe.interval_seconds'", "finite"]),
+    # A host id with control characters used to start and retry Register forever.
+    ("agent", 'host_id = "mail\\u001b[2J"\n', ["key 'host_id'", "is not a host id"]),
 ]
 
 
@@ -122,6 +137,26 @@ def test_plaintext_never_a_default(tmp_path, program):
     )
     assert result.returncode == 2
     assert "--insecure" in result.stderr
+
+
+def _run(program: str, *argv: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", program, *argv], capture_output=True, text=True, timeout=30
+    )
+
+
+@pytest.mark.parametrize("host_id", ["bad host", "x" * 254, "-leading-dash", "tab\there"])
+def test_agent_host_id_flag_is_validated_at_start(tmp_path, host_id):
+    """An agent whose host id the controller would refuse used to start and retry
+    Register forever; now it exits 2 naming the flag and key. Fails before the fix."""
+    state = tmp_path / "state"
+    argv = ["--host-id", host_id, "--mount", "/", "--state-dir", str(state), "--insecure"]
+    result = _run("agent", *argv, "--controller", "127.0.0.1:1")
+    assert result.returncode == 2, result.stderr
+    assert "--host-id: key 'host_id'" in result.stderr
+    assert "is not a host id" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not state.exists()
 
 
 def test_print_config_shows_effective_values(tmp_path):

@@ -2,20 +2,12 @@
 
 from __future__ import annotations
 
-import urllib.request
 from pathlib import Path
 
-from clusterkit import FAST_CONTROLLER, SYNTHETIC, Admin, burst_agent, stored_count
+from clusterkit import FAST_CONTROLLER, SYNTHETIC, Admin, burst_agent, scrape, stored_count
 from prometheus_client.metrics_core import Metric
-from prometheus_client.parser import text_string_to_metric_families
 
 from lab.localcluster import LocalCluster, free_port, wait_for
-
-
-def scrape(port: int) -> dict[str, Metric]:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
-        text = response.read().decode()
-    return {m.name: m for m in text_string_to_metric_families(text)}
 
 
 def labelled(metric: Metric, **labels: str) -> list[float]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from agent.config import AgentConfig
@@ -95,3 +97,57 @@ def test_parse_names_its_source():
     with pytest.raises(ConfigError, match=r"^packaged\.toml: key 'insecure': expected true"):
         cfg.parse(ControllerConfig, "insecure = 1\n", "packaged.toml")
     assert cfg.parse(ControllerConfig, "insecure = true\n", "packaged.toml").insecure
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "words"),
+    [
+        (
+            "[liveness]\nheartbeat_interval_seconds = inf\n",
+            "liveness.heartbeat_interval_seconds",
+            "finite",
+        ),
+        ("[liveness]\nstale_after_seconds = nan\n", "liveness.stale_after_seconds", "finite"),
+        ("[liveness]\nstale_after_seconds = -inf\n", "liveness.stale_after_seconds", "finite"),
+        ("[failover]\nwindow_seconds = 1e400\n", "failover.window_seconds", "finite"),
+        (
+            "[failover]\nmax_concurrent = 36893488147419103232\n",
+            "failover.max_concurrent",
+            "64-bit",
+        ),
+        (
+            "[failover]\nwindow_seconds = 36893488147419103232\n",
+            "failover.window_seconds",
+            "64-bit",
+        ),
+        ("[failover]\nwindow_seconds = 1e300\n", "failover.window_seconds", "at most"),
+        ("[failover]\nmax_group_percent = 150\n", "failover.max_group_percent", "at most 100"),
+        (
+            "[liveness]\nheartbeat_interval_seconds = 7\n",
+            "liveness.heartbeat_interval_seconds",
+            "smaller than stale_after_seconds",
+        ),
+    ],
+)
+def test_numbers_out_of_range_are_refused_naming_the_key(tmp_path, text, key, words):
+    """Non-finite floats, integers beyond 64 bits and values past a setting's bound were
+    accepted (`heartbeat_interval_seconds = inf` then failed every Register with an
+    OverflowError); now the loader refuses them, naming the key. Fails before the fix."""
+    path = tmp_path / "c.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=f"key '{key}'") as caught:
+        cfg.load(ControllerConfig, path)
+    assert words in str(caught.value)
+
+
+def test_finite_list_items_are_checked_too(tmp_path):
+    """The checks reach values inside lists and tables, not only top-level keys."""
+
+    @dataclasses.dataclass(frozen=True)
+    class Limits:
+        steps: list[float] = cfg.setting([], "steps")
+
+    path = tmp_path / "c.toml"
+    path.write_text("steps = [1.0, nan]\n")
+    with pytest.raises(ConfigError, match=r"key 'steps\[1\]': must be a finite number"):
+        cfg.load(Limits, path)

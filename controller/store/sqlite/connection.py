@@ -1,8 +1,9 @@
 """The SQLite connection every store table shares: WAL, FULL sync, migrations, transactions.
 
-Every method of the store runs on the store's single worker thread (see
-`controller.store.dbthread`): one writer means the event cursor is gapless and no
-transaction waits on another.
+Opening checks the file first (see .integrity) and refuses to serve from one that is
+empty, damaged or not hangwatch's. Every method of the store runs on the store's
+single worker thread (see `controller.store.dbthread`): one writer means the event
+cursor is gapless and no transaction waits on another.
 """
 
 from __future__ import annotations
@@ -14,7 +15,11 @@ import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
+from controller.store.condition import StoreCondition
+from controller.store.sqlite import integrity
+from controller.store.sqlite.guarded import GuardedConnection
 from controller.store.sqlite.walcheckpoint import WalCheckpointer
+from hangwatch.errors import StoreFull
 
 log = logging.getLogger(__name__)
 
@@ -32,14 +37,33 @@ def migrations() -> list[tuple[int, str, str]]:
 
 class SQLiteBase:
     def __init__(self, path: Path) -> None:
-        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        # FULL: on disk before acknowledged (docs/design.md#3-nothing-lost-nothing-doubled).
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.execute("PRAGMA foreign_keys=ON")
-        # Checkpoints run beside the writer, not inside a commit (see .walcheckpoint).
-        self._db.execute("PRAGMA wal_autocheckpoint=0")
-        self._migrate()
+        """Opens (or creates) the store at `path`; raises StoreUnusable naming the file."""
+        self.path = path
+        self.condition = StoreCondition(str(path))
+        integrity.refuse_empty(path)
+        try:
+            db = sqlite3.connect(
+                path, isolation_level=None, check_same_thread=False, factory=GuardedConnection
+            )
+        except sqlite3.Error as exc:
+            raise integrity.unusable(path, exc) from None
+        db.condition = self.condition
+        self._db: GuardedConnection = db
+        try:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            # FULL: on disk before acknowledged (docs/design.md#3-nothing-lost-nothing-doubled).
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.execute("PRAGMA foreign_keys=ON")
+            # Checkpoints run beside the writer, not inside a commit (see .walcheckpoint).
+            self._db.execute("PRAGMA wal_autocheckpoint=0")
+            integrity.check(self._db, path, max(v for v, _, _ in migrations()))
+            self._migrate()
+        except (sqlite3.Error, StoreFull) as exc:
+            self._db.close()
+            raise integrity.unusable(path, exc) from None
+        except BaseException:
+            self._db.close()
+            raise
         self._checkpointer = WalCheckpointer(path)
 
     def _migrate(self) -> None:
@@ -70,7 +94,10 @@ class SQLiteBase:
             yield self._db
             self._db.execute("COMMIT")
         except BaseException:
-            self._db.execute("ROLLBACK")
+            # A COMMIT that failed (disk full, I/O error) may have rolled back already:
+            # a second ROLLBACK would hide the real error behind "no transaction is active".
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
             raise
 
     def schema_version(self) -> int:

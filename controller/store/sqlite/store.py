@@ -119,28 +119,73 @@ class SQLiteStore(FailoverTables, OpsTables, WebhookTables, UpgradeTables):
         since_cursor: int,
         limit: int,
         newest_first: bool = False,
+        hosts: Sequence[str] | None = None,
     ) -> list[pb.Event]:
-        where = ["cursor > ?"]
-        args: list[object] = [since_cursor]
-        for column, value in (("host_id", flt.host_id), ("kind", flt.kind), ("mount", flt.mount)):
-            if value:
-                where.append(f"{column} = ?")
-                args.append(value)
-        if flt.min_severity:
-            where.append("severity >= ?")
-            args.append(int(flt.min_severity))
-        order = "DESC" if newest_first else "ASC"
-        sql = (
-            f"SELECT cursor, received_at, body FROM events WHERE {' AND '.join(where)} "
-            f"ORDER BY cursor {order} LIMIT ?"
-        )
+        """Events after `since_cursor` that match `flt` (and are of `hosts`, when given).
+
+        Each query reads one host's events in cursor order from events_host_cursor, or
+        the log itself: a group's hosts are read one by one and merged, so that no
+        query sorts, or scans past what it returns.
+        """
+        if hosts is None:
+            return self._events(flt, since_cursor, limit, newest_first)
+        wanted = sorted({h for h in hosts if not flt.host_id or h == flt.host_id})
+        merged: list[pb.Event] = []
+        for host in wanted:
+            one = admin_pb.EventFilter()
+            one.CopyFrom(flt)
+            one.host_id = host
+            merged += self._events(one, since_cursor, limit, newest_first)
+        merged.sort(key=lambda e: e.cursor, reverse=newest_first)
+        return merged[:limit]
+
+    def _events(
+        self, flt: admin_pb.EventFilter, since_cursor: int, limit: int, newest_first: bool
+    ) -> list[pb.Event]:
+        sql, args = events_query(flt, since_cursor, limit, newest_first)
         out = []
-        for cursor, received_at, body in self._db.execute(sql, (*args, limit)):
+        for cursor, received_at, body in self._db.execute(sql, args):
             event = pb.Event.FromString(body)
             event.cursor = cursor
             event.received_at.CopyFrom(pbtime.timestamp(received_at))
             out.append(event)
         return out
+
+    def prune_events(self, before: float, keep: int, sinks: Sequence[str], batch: int) -> int:
+        """Deletes up to `batch` of the oldest events received before `before` or older
+        than the newest `keep`; returns how many.
+
+        Never the newest event (the next cursor is max + 1: it must not start over),
+        nothing a sink in `sinks` has yet to hand off, nor an event a dead letter names.
+        Only a prefix of the log goes, so what remains stays gapless but for those.
+        """
+        with self._tx() as db:
+            newest = self.last_cursor()
+            upto = newest - 1
+            handed_off = db.execute(
+                f"SELECT min(cursor) FROM webhook_deliveries "
+                f"WHERE sink IN ({','.join('?' * len(sinks))})",
+                tuple(sinks),
+            ).fetchone()[0]
+            if handed_off is not None:
+                upto = min(upto, handed_off)
+            oldest = db.execute(
+                f"SELECT cursor, received_at FROM events WHERE cursor <= ? AND {_NOT_DEAD} "
+                "ORDER BY cursor LIMIT ?",
+                (upto, batch),
+            ).fetchall()
+            last = None
+            for cursor, received_at in oldest:
+                if cursor > newest - keep and received_at >= before:
+                    break
+                last = cursor
+            if last is None:
+                return 0
+            cur = db.execute(
+                f"DELETE FROM events WHERE cursor BETWEEN ? AND ? AND {_NOT_DEAD}",
+                (oldest[0][0], last),
+            )
+            return cur.rowcount
 
     def last_host_seq(self, host_id: str) -> int:
         row = self._db.execute(
@@ -151,6 +196,30 @@ class SQLiteStore(FailoverTables, OpsTables, WebhookTables, UpgradeTables):
     def last_cursor(self) -> int:
         row = self._db.execute("SELECT max(cursor) FROM events").fetchone()
         return int(row[0] or 0)
+
+
+_NOT_DEAD = "id NOT IN (SELECT event_id FROM webhook_dead_letters)"
+
+
+def events_query(
+    flt: admin_pb.EventFilter, since_cursor: int, limit: int, newest_first: bool
+) -> tuple[str, tuple[object, ...]]:
+    """The SELECT of `list_events` for one filter (apart from the group)."""
+    where = ["cursor > ?"]
+    args: list[object] = [since_cursor]
+    for column, value in (("host_id", flt.host_id), ("kind", flt.kind), ("mount", flt.mount)):
+        if value:
+            where.append(f"{column} = ?")
+            args.append(value)
+    if flt.min_severity:
+        where.append("severity >= ?")
+        args.append(int(flt.min_severity))
+    order = "DESC" if newest_first else "ASC"
+    sql = (
+        f"SELECT cursor, received_at, body FROM events WHERE {' AND '.join(where)} "
+        f"ORDER BY cursor {order} LIMIT ?"
+    )
+    return sql, (*args, limit)
 
 
 _HOST_SELECT = (

@@ -8,7 +8,9 @@ turns that off (`PRAGMA wal_autocheckpoint=0`) and this thread checkpoints on it
 own connection instead: a PASSIVE checkpoint runs while commits go on. A WAL only
 starts over once a checkpoint has caught up with every commit; should it still
 grow past a bound under constant writes, one TRUNCATE checkpoint holds the writer
-off briefly (as SQLite's own would) so that it does, and shrinks the file.
+off briefly (as SQLite's own would) so that it does, and shrinks the file. A failure
+(a full disk fails every checkpoint until space is freed) is logged when it starts,
+changes or ends, not once a second.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ class WalCheckpointer:
         try:
             # FULL: the database file is synced before the WAL may be reused.
             db.execute("PRAGMA synchronous=FULL")
+            failing = ""
             while not self._stop.wait(self._interval):
                 try:
                     _, wal_pages, _ = db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
@@ -48,7 +51,13 @@ class WalCheckpointer:
                         log.info("WAL at %d pages: restarting it", wal_pages)
                         db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
                 except sqlite3.Error as exc:
-                    log.warning("WAL checkpoint of %s failed: %s", self._path, exc)
+                    if str(exc) != failing:
+                        log.warning("WAL checkpoint of %s failed: %s", self._path, exc)
+                    failing = str(exc)
+                else:
+                    if failing:
+                        log.info("WAL checkpoints of %s succeed again", self._path)
+                    failing = ""
         finally:
             db.close()
 
