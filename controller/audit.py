@@ -47,6 +47,32 @@ def entry_hash(
     return hashlib.sha256(body.encode()).hexdigest()
 
 
+def chained(
+    last: tuple[int, str] | None,
+    at: float,
+    actor: str,
+    role: str,
+    action: str,
+    target: str,
+    detail: str,
+    allowed: bool,
+) -> AuditRow:
+    """The row that follows `last` (its seq and hash; None: the log is empty)."""
+    seq, prev = (last[0] + 1, last[1]) if last else (1, GENESIS)
+    return AuditRow(
+        seq,
+        at,
+        actor,
+        role,
+        action,
+        target,
+        detail,
+        allowed,
+        prev,
+        entry_hash(prev, seq, at, actor, role, action, target, detail, allowed),
+    )
+
+
 def verify(rows: Iterable[AuditRow]) -> tuple[int, int | None, str]:
     """(rows checked, first bad seq or None, what is wrong with it)."""
     prev, expected_seq, count = GENESIS, 1, 0
