@@ -6,7 +6,6 @@ import asyncio
 import logging
 import signal
 from collections.abc import Sequence
-from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -18,6 +17,7 @@ from controller.api.agent import AgentApi
 from controller.api.auditlog import AuditLog
 from controller.api.certs import ServerTls, reload_on_sighup
 from controller.api.identity import Identify
+from controller.backends import open_store
 from controller.config import ControllerConfig
 from controller.failover.commandhub import CommandHub
 from controller.failover.coordinator import Coordinator
@@ -27,7 +27,7 @@ from controller.metrics import ControllerCollector, IngestCounter, RpcTimer
 from controller.notify.eventbus import CursorBus
 from controller.notify.webhooks import Dispatcher
 from controller.store.dbthread import DbThread
-from controller.store.sqlite.store import SQLiteStore
+from controller.store.interface import Store
 from controller.upgrades.advisories import AdvisoryBook
 from controller.upgrades.driver import UpgradeDriver
 from hangwatch.addresses import parse_address
@@ -48,9 +48,8 @@ SERVICE_NAMES = (
 
 
 async def serve(config: ControllerConfig) -> None:
-    data_dir = Path(config.data_dir)
-    data_dir.mkdir(parents=True, exist_ok=True)
-    store = SQLiteStore(data_dir / "controller.db")
+    opened = open_store(config)
+    store = opened.store
     db = DbThread()
     bus = CursorBus(await db.run(store.last_cursor))
     rpc_timer = RpcTimer()
@@ -148,10 +147,10 @@ async def serve(config: ControllerConfig) -> None:
     metrics.stop()
     await webhooks.stop()
     db.shutdown()
-    store.close()
+    opened.close()
 
 
-async def _watchdog(notifier: Notifier, db: DbThread, store: SQLiteStore) -> None:
+async def _watchdog(notifier: Notifier, db: DbThread, store: Store) -> None:
     """Pings systemd's watchdog only while the event loop turns and the store answers."""
     if notifier.watchdog_interval is None:
         return

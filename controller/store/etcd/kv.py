@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import base64
 import random
+import re
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -347,5 +348,11 @@ def _range(key: str, range_end: str = "", revision: int = 0) -> dict[str, Any]:
 
 
 def _reason(exc: gw.Etcd3Exception) -> str:
+    """The gist of a failed request: urllib3's retry wrapper buries it in a long text."""
     text = (exc.detail_text or "").strip() or " ".join(str(a) for a in exc.args)
+    errno = re.search(r"\[Errno -?\d+\] [^'\")]+", text)
+    if errno:
+        return errno.group(0)
+    if isinstance(exc, gw.ConnectionTimeoutError) or "timed out" in text:
+        return "timed out"
     return text[:300] or type(exc).__name__
