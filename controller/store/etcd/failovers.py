@@ -45,7 +45,8 @@ class FailoverKeys(AuditLog):
         def build(reads: Reads, txn: Txn) -> None:
             entry = reads.get(self._keys.group(group))
             if entry is not None:
-                txn.put(entry.key, dump({**load(entry.value), "auto_blocked_until": until}))
+                row = {**load(entry.value), "auto_blocked_until": until, "term": self.term}
+                txn.put(entry.key, dump(row))
 
         self._leader_change(build)
 
