@@ -8,9 +8,8 @@ the chain. Rows are written once and never rewritten.
 
 from __future__ import annotations
 
-import dataclasses
-
 from controller.audit import AuditRow, chained
+from controller.store.etcd import values
 from controller.store.etcd.base import EtcdBase
 from controller.store.etcd.keys import dump, load
 from controller.store.etcd.kv import Reads, Txn
@@ -52,7 +51,7 @@ class AuditLog(EtcdBase):
             value = load(head.value)
             last = (int(value["seq"]), str(value["hash"]))
         row = chained(last, at, actor, role, action, target, detail, allowed)
-        txn.put(self._keys.audit_row(row.seq), dump(dataclasses.asdict(row)))
+        txn.put(self._keys.audit_row(row.seq), values.row(row))
         txn.put(self._keys.audit_head, dump({"seq": row.seq, "hash": row.hash}))
         return row
 

@@ -38,8 +38,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from controller.store.etcd import values
 from controller.store.etcd.base import EtcdBase
-from controller.store.etcd.keys import dump, load, message, unmessage
+from controller.store.etcd.keys import load, unmessage
 from controller.store.etcd.kv import ATTEMPTS, Entry, EtcdKV, Fence, Txn, failure_reads
 from hangwatch import pbtime
 from hangwatch.errors import StoreUnavailable
@@ -98,11 +99,7 @@ class EventLog(EtcdBase):
                 cursor += 1
                 txn.created_at(keys.event_id(event.id), 0)
                 txn.read_on_failure(keys.event_id(event.id))
-                body = pb.Event()
-                body.CopyFrom(event)
-                body.ClearField("cursor")
-                body.ClearField("received_at")
-                txn.put(keys.event(cursor), dump({"received_at": now, "body": message(body)}))
+                txn.put(keys.event(cursor), values.event(event, now))
                 txn.put(keys.event_id(event.id), str(cursor))
                 copy = pb.Event()
                 copy.CopyFrom(event)

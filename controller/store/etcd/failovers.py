@@ -9,11 +9,11 @@ chain head, and the leader key's create_revision against this controller's term.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 from controller.failover.machine import Failover
 from controller.store import records
 from controller.store.commitrules import check_open, check_step, epoch_taken
+from controller.store.etcd import values
 from controller.store.etcd.audit import AuditLog
 from controller.store.etcd.keys import dump, load, message, unmessage
 from controller.store.etcd.kv import Entry, Reads, Txn
@@ -29,7 +29,7 @@ class FailoverKeys(AuditLog):
             found = reads.get_many(self._keys.group(name) for name, _ in groups)
             for name, primary in dict(groups).items():
                 if self._keys.group(name) not in found:
-                    txn.put(self._keys.group(name), dump(_group(name, primary, 0, None, 0)))
+                    txn.put(self._keys.group(name), values.group(name, primary, 0, None, 0))
 
         if groups:
             self._change(build)
@@ -71,10 +71,7 @@ class FailoverKeys(AuditLog):
         check_open(f, open_id)
         before = found.get(keys.failover(f.id))
         check_step(f, None if before is None else _failover(before))
-        txn.put(
-            keys.failover(f.id),
-            dump({"record": records.to_json(f), "updated_at": now, "term": self.term}),
-        )
+        txn.put(keys.failover(f.id), values.record(f, now, self.term))
         if f.state.active and open_id is None:
             txn.put(keys.open_failover(f.group), f.id)
         elif not f.state.active and open_id == f.id:
@@ -90,7 +87,7 @@ class FailoverKeys(AuditLog):
                     txn.delete(keys.needs_clear(host))
         for host, command in change.commands:
             if keys.command(command.id) not in found:
-                txn.put(keys.command(command.id), dump(_command(host, now, command)))
+                txn.put(keys.command(command.id), values.command(host, now, command))
                 txn.put(keys.pending_command(host, command.id), "")
         if change.audit is not None:
             actor, role, action, detail = change.audit
@@ -191,7 +188,7 @@ class FailoverKeys(AuditLog):
         def build(reads: Reads, txn: Txn) -> None:
             key = self._keys.fence_result(failover_id)
             if reads.get(key) is None:
-                txn.put(key, dump({"ok": ok, "detail": detail, "at": now}))
+                txn.put(key, values.fence_result(ok, detail, now))
 
         self._leader_change(build)
 
@@ -203,27 +200,5 @@ class FailoverKeys(AuditLog):
         return bool(value["ok"]), str(value["detail"])
 
 
-def _group(
-    name: str, primary: str, epoch: int, auto_blocked_until: float | None, term: int
-) -> dict[str, Any]:
-    return {
-        "name": name,
-        "primary": primary,
-        "epoch": epoch,
-        "auto_blocked_until": auto_blocked_until,
-        "term": term,
-    }
-
-
 def _failover(entry: Entry) -> Failover:
     return records.from_json(Failover, load(entry.value)["record"])
-
-
-def _command(host_id: str, created_at: float, command: pb.Command) -> dict[str, Any]:
-    return {
-        "host_id": host_id,
-        "created_at": created_at,
-        "body": message(command),
-        "result": None,
-        "reported_at": None,
-    }

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import dataclasses
-
+from controller.store.etcd import values
 from controller.store.etcd.base import EtcdBase
 from controller.store.etcd.keys import dump, load
 from controller.store.etcd.kv import Reads, Txn
@@ -24,7 +23,7 @@ class OpsKeys(EtcdBase):
         key = self._keys.maintenance_of(scope, target)
         if enabled:
             row = MaintenanceRow(scope, target, reason, actor, now, until)
-            self._kv.put(key, dump(dataclasses.asdict(row)))
+            self._kv.put(key, values.row(row))
         else:
             self._kv.delete(key)
 
@@ -62,7 +61,7 @@ class OpsKeys(EtcdBase):
             key = self._keys.incident(incident_id)
             if reads.get(key) is None:
                 row = IncidentRow(incident_id, group, host_id, at, None, summary)
-                txn.put(key, dump(dataclasses.asdict(row)))
+                txn.put(key, values.row(row))
 
         self._leader_change(build)
 

@@ -3,8 +3,9 @@ the event cursor in .events, leadership in .election); hosts here, the rest in m
 
 from __future__ import annotations
 
+from controller.store.etcd import values
 from controller.store.etcd.failovers import FailoverKeys
-from controller.store.etcd.keys import dump, load, message, unmessage
+from controller.store.etcd.keys import load, unmessage
 from controller.store.etcd.kv import Entry, Reads, Txn
 from controller.store.etcd.ops import OpsKeys
 from controller.store.etcd.upgrades import UpgradeKeys
@@ -24,18 +25,7 @@ class EtcdStore(FailoverKeys, OpsKeys, WebhookKeys, UpgradeKeys):
         def build(reads: Reads, txn: Txn) -> None:
             keys = self._keys
             before = reads.get(keys.host(request.host_id))
-            txn.put(
-                keys.host(request.host_id),
-                dump(
-                    {
-                        "host_id": request.host_id,
-                        "boot_id": request.boot_id,
-                        "agent_version": request.agent_version,
-                        "registered_at": now,
-                        "registration": message(request),
-                    }
-                ),
-            )
+            txn.put(keys.host(request.host_id), values.host(request, now))
             txn.put(keys.boot(request.host_id), request.boot_id)
             if before is not None:
                 old = agent_pb.RegisterRequest.FromString(
@@ -51,7 +41,7 @@ class EtcdStore(FailoverKeys, OpsKeys, WebhookKeys, UpgradeKeys):
         keys = self._keys
         txn = Txn()
         txn.value_is(keys.boot(request.host_id), request.boot_id)
-        txn.put(keys.heartbeat(request.host_id), dump({"at": now, "body": message(request)}))
+        txn.put(keys.heartbeat(request.host_id), values.heartbeat(request, now))
         return bool(self._kv.txn(txn).get("succeeded"))
 
     def get_host(self, host_id: str) -> HostRecord | None:

@@ -3,11 +3,10 @@ by the leader's upgrade driver, with its audit entry in the same transaction).""
 
 from __future__ import annotations
 
-import dataclasses
-
 from controller.store import records
+from controller.store.etcd import values
 from controller.store.etcd.audit import AuditLog
-from controller.store.etcd.keys import dump, load
+from controller.store.etcd.keys import load
 from controller.store.etcd.kv import Reads, Txn
 from controller.store.interface import AdvisoryRow
 from controller.upgrades.planner import Plan, PlanState
@@ -18,7 +17,7 @@ class UpgradeKeys(AuditLog):
         def build(reads: Reads, txn: Txn) -> bool:
             if reads.get(self._keys.advisory(row.id)) is not None:
                 return False
-            txn.put(self._keys.advisory(row.id), dump(dataclasses.asdict(row)))
+            txn.put(self._keys.advisory(row.id), values.row(row))
             return True
 
         return self._change(build)
@@ -72,4 +71,4 @@ class UpgradeKeys(AuditLog):
         return sorted(plans, key=lambda p: p.created_at)
 
     def _plan_value(self, plan: Plan, now: float) -> bytes:
-        return dump({"record": records.to_json(plan), "updated_at": now, "term": self.term})
+        return values.record(plan, now, self.term)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from controller.store.etcd import values
 from controller.store.etcd.events import EventLog
 from controller.store.etcd.keys import dump, load
 from controller.store.etcd.kv import Reads, Txn
@@ -54,18 +55,18 @@ class WebhookKeys(EventLog):
             seq = found.get(keys.dead_letter_seq)
             letter_id = (int(seq.value) if seq else 0) + 1
             stored = found.get(keys.event_id(event_id))
-            letter = {
-                "id": letter_id,
-                "sink": sink,
-                "event_id": event_id,
-                "attempts": attempts,
-                "last_error": error,
-                "failed_at": at,
-                "cursor": int(stored.value) if stored else cursor,
-                "requeued_at": None,
-            }
+            letter = values.dead_letter(
+                letter_id,
+                sink,
+                event_id,
+                attempts,
+                error,
+                at,
+                int(stored.value) if stored else cursor,
+                None,
+            )
             txn.put(keys.dead_letter_seq, str(letter_id))
-            txn.put(keys.dead_letter(letter_id), dump(letter))
+            txn.put(keys.dead_letter(letter_id), letter)
             self._advance(sink, cursor, reads, txn)
 
         self._leader_change(build)
