@@ -11,6 +11,10 @@ interface as the controller calls it (one thread):
 2. Failover commits: `--commits` steps (propose, then approve with the epoch taken,
    a command queued and an audit row), each `commit_failover` timed; p50/p99. On
    etcd every commit is fenced by a real election's term.
+3. Leader takeover on etcd: a leader process (lease TTL 2 s) is SIGKILLed and a
+   contender here takes over once the lease has expired; then that leader resigns
+   and another takes over at once. Seconds from the kill (the resignation) to the
+   new term.
 
 Prints the figures and the etcd/SQLite ratio. No target: the figures are for
 docs/performance.md and for sizing (docs/operations.md).
@@ -19,12 +23,15 @@ docs/performance.md and for sizing (docs/operations.md).
 from __future__ import annotations
 
 import argparse
+import os
+import subprocess
+import sys
 import tempfile
 import time
 import uuid
 from pathlib import Path
 
-from common import machine, percentile
+from common import ROOT, machine, percentile
 
 from etcdkit import etcd_cluster  # isort: skip (common sets sys.path)
 
@@ -75,6 +82,39 @@ def commits(store: Store, count: int) -> list[float]:
     return took
 
 
+def takeover(endpoints: list[str]) -> tuple[float, float]:
+    """Seconds to a new term after the leader is killed, and after it resigns."""
+    prefix = f"/bench-{uuid.uuid4().hex[:8]}/"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "tests")])}
+    dead = subprocess.Popen(
+        [sys.executable, str(ROOT / "tests" / "etcd_contender.py"), ",".join(endpoints),
+         prefix, "killed"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env,
+    )  # fmt: skip
+    assert dead.stdout is not None and dead.stdout.readline().startswith("term ")
+    contenders = [
+        Election(EtcdKV(endpoints, timeout=3), prefix + "leader", name, ttl=2, renew_deadline=1.5)
+        for name in ("b", "c")
+    ]
+    for c in contenders:
+        c.start()
+    dead.kill()
+    dead.wait()
+    killed = time.perf_counter()
+    while not any(c.term for c in contenders):
+        time.sleep(0.005)
+    after_kill = time.perf_counter() - killed
+    (leader,) = [c for c in contenders if c.term]
+    resigned = time.perf_counter()
+    leader.stop()
+    while not any(c.term for c in contenders):
+        time.sleep(0.005)
+    after_resign = time.perf_counter() - resigned
+    for c in contenders:
+        c.stop()
+    return after_kill, after_resign
+
+
 def measure(store: Store, batches: int, count: int) -> tuple[float, list[float]]:
     try:
         return ingest(store, batches), commits(store, count)
@@ -99,12 +139,17 @@ def main() -> None:
             store = EtcdStore(EtcdKV(etcd.endpoints, timeout=3), prefix, election)
             results["etcd"] = measure(store, args.batches, args.commits)
             election.stop()
+            after_kill, after_resign = takeover(etcd.endpoints)
     for name, (rate, took) in results.items():
         ms = [t * 1000 for t in took]
         print(
             f"{name:6}: ingest {rate:8.0f} events/s (batches of 100); failover commit "
             f"p50 {percentile(ms, 50):6.2f} ms, p99 {percentile(ms, 99):6.2f} ms"
         )
+    print(
+        f"etcd leader takeover: {after_kill:.2f} s after SIGKILL of a leader (lease TTL 2 s), "
+        f"{after_resign:.2f} s after a leader resigned"
+    )
     (s_rate, s_took), (e_rate, e_took) = results["sqlite"], results["etcd"]
     print(
         f"etcd/sqlite: ingest x{e_rate / s_rate:.2f}, commit p50 "

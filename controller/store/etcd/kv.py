@@ -8,8 +8,10 @@ failed it raises `StoreUnavailable` naming each member and its error: a call nev
 hangs longer than one timeout per member.
 
 A retried write is safe: every write here is a transaction whose comparisons fail when
-its reads are out of date, so a request that did land the first time fails them the
-second time instead of applying twice.
+its reads are out of date, so a request that did land the first time (its answer lost
+to a timeout) fails them the second time instead of applying twice. The caller then
+sees its own write as someone else's (an event id already stored, a StaleFailover
+for its own step), which the next pass over the same state resolves.
 
 `atomically` is the read-check-write loop every store mutation uses (the pattern of
 etcd's own STM): the reads of one attempt are taken at one revision and recorded with
