@@ -5,18 +5,13 @@ leader-only write with the term it checked before it was paused."""
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
+
+from storekit import PinnedTerm
 
 from controller.store.etcd.election import Election
 from controller.store.etcd.kv import EtcdKV
 from controller.store.etcd.store import EtcdStore
 from hangwatch.errors import NotLeader
-
-
-@dataclass
-class PinnedTerm:
-    key: str
-    term: int | None
 
 
 def main() -> None:

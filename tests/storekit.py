@@ -4,6 +4,7 @@ instances on the same data stand for several controllers."""
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 from etcdkit import EtcdCluster
@@ -15,6 +16,15 @@ from controller.store.interface import Store
 from controller.store.sqlite.store import SQLiteStore
 
 BACKENDS = ("sqlite", "etcd")
+
+
+@dataclass
+class PinnedTerm:
+    """Leadership as a writer saw it when it last checked (before a pause, say): the
+    fence of a write whose local check passed but whose term may be over."""
+
+    key: str
+    term: int | None
 
 
 class Stores:

@@ -7,10 +7,10 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from dataclasses import dataclass
 
 import pytest
 from etcdkit import EtcdCluster
+from storekit import PinnedTerm
 
 from controller.failover.machine import Failover, approve
 from controller.failover.model import FailoverState, Trigger
@@ -30,14 +30,6 @@ def kv(etcd: EtcdCluster) -> EtcdKV:
 
 def prefix() -> str:
     return f"/test-{uuid.uuid4().hex[:12]}/"
-
-
-@dataclass
-class PinnedTerm:
-    """Leadership as a writer saw it when it last checked (before a pause, say)."""
-
-    key: str
-    term: int | None
 
 
 def test_two_controllers_writing_at_once_keep_one_gapless_log(etcd: EtcdCluster) -> None:
