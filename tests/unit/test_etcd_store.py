@@ -14,11 +14,13 @@ from storekit import PinnedTerm
 
 from controller.failover.machine import Failover, approve
 from controller.failover.model import FailoverState, Trigger
+from controller.leadership import SoleLeader
+from controller.store.etcd.compaction import Compactor
 from controller.store.etcd.election import Election
 from controller.store.etcd.kv import EtcdKV
 from controller.store.etcd.store import EtcdStore
 from controller.store.interface import FailoverCommit, GroupRow
-from hangwatch.errors import NotLeader
+from hangwatch.errors import HangwatchError, NotLeader
 from hangwatch.ids import new_ulid
 from hangwatch.v1 import admin_service_pb2 as admin_pb
 from hangwatch.v1 import types_pb2 as pb
@@ -145,3 +147,18 @@ def test_leader_writes_are_refused_once_the_writers_term_is_over(etcd: EtcdClust
     successor.stop()
     for s in (store, stale):
         s.close()
+
+
+def test_compaction_trims_history_and_keeps_current_keys(etcd: EtcdCluster) -> None:
+    where = prefix()
+    store = EtcdStore(kv(etcd), where)
+    for i in range(5):
+        store.set_setting("automation", str(i))
+    compactor = Compactor(kv(etcd), SoleLeader(), keep=2, interval=60)
+    upto = compactor.compact_once()
+    assert upto > 0
+    assert compactor.compact_once() == 0  # nothing new since
+    assert store.get_setting("automation", "on") == "4"
+    with pytest.raises(HangwatchError, match="compacted"):
+        kv(etcd).get(where + "settings/automation", revision=upto - 1)
+    store.close()
