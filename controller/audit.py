@@ -88,6 +88,32 @@ def entry_hash(
     return hashlib.sha256(body.encode()).hexdigest()
 
 
+def chained(
+    last: tuple[int, str] | None,
+    at: float,
+    actor: str,
+    role: str,
+    action: str,
+    target: str,
+    detail: str,
+    allowed: bool,
+) -> AuditRow:
+    """The row that follows `last` (its seq and hash; None: the log is empty)."""
+    seq, prev = (last[0] + 1, last[1]) if last else (1, GENESIS)
+    return AuditRow(
+        seq,
+        at,
+        actor,
+        role,
+        action,
+        target,
+        detail,
+        allowed,
+        prev,
+        entry_hash(prev, seq, at, actor, role, action, target, detail, allowed),
+    )
+
+
 def anchor_mac(key: bytes, anchor: Anchor) -> str:
     message = f"hangwatch audit anchor\n{anchor.seq}\n{anchor.hash}\n{anchor.at!r}"
     return hmac.new(key, message.encode(), hashlib.sha256).hexdigest()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from hangwatch.config import (
     SettingError,
@@ -297,6 +298,100 @@ class UpgradeSettings:
     )
 
 
+def _endpoints(value: list[str]) -> str | None:
+    for endpoint in value:
+        url = urlsplit(endpoint)
+        try:
+            port = url.port
+        except ValueError:
+            port = None
+        if url.scheme not in ("http", "https") or not url.hostname or port is None:
+            return f"{endpoint!r} is not an etcd client URL (http[s]://HOST:PORT)"
+        if url.path not in ("", "/"):
+            return f"{endpoint!r}: an etcd client URL has no path"
+    return None
+
+
+def _prefix(value: str) -> str | None:
+    ok = value.startswith("/") and value.endswith("/") and len(value) > 1
+    return None if ok else f"{value!r} must start and end with '/' (e.g. /hangwatch/)"
+
+
+@dataclass(frozen=True)
+class StoreSettings:
+    """Where the cluster's state lives (see docs/operations.md, "Running on etcd")."""
+
+    backend: str = setting(
+        "sqlite",
+        "sqlite: one controller, a file in data_dir; etcd: any number of controllers "
+        "sharing an etcd v3 cluster, one of them leader",
+        one_of("sqlite", "etcd"),
+    )
+    endpoints: list[str] = setting(
+        [], "etcd: client URLs of the members, http[s]://HOST:PORT", _endpoints
+    )
+    prefix: str = setting(
+        "/hangwatch/", "etcd: the key prefix this installation keeps its state under", _prefix
+    )
+    ca_file: str = setting(
+        "",
+        "etcd: CA certificates the members' certificates are checked against (https)",
+        optional_absolute_path,
+    )
+    cert_file: str = setting(
+        "", "etcd: client certificate, when the members require one", optional_absolute_path
+    )
+    key_file: str = setting("", "etcd: its private key", optional_absolute_path)
+    timeout_seconds: float = setting(
+        2.0,
+        "etcd: how long one request to one member may take before the next is tried",
+        positive,
+    )
+    max_txn_ops: int = setting(
+        128,
+        "etcd: the members' --max-txn-ops (operations one transaction may hold)",
+        _at_least(16),
+    )
+    leader_ttl_seconds: int = setting(
+        5, "etcd: TTL of the leader's lease; a dead leader is replaced after it", _at_least(2)
+    )
+    leader_renew_deadline_seconds: float = setting(
+        3.0,
+        "etcd: a leader whose keepalives all failed this long stops acting (at most 80 % "
+        "of leader_ttl_seconds: the rest covers clock drift and an action under way)",
+        positive,
+    )
+    compact_keep_revisions: int = setting(
+        100000,
+        "etcd: the leader compacts etcd's history older than this many revisions "
+        "(0: leave it to the members' --auto-compaction settings)",
+        _at_least(0),
+    )
+    compact_interval_seconds: float = setting(
+        300.0, "etcd: how often the leader compacts", positive
+    )
+
+    def __post_init__(self) -> None:
+        if self.backend != "etcd":
+            return
+        if not self.endpoints:
+            raise SettingError("endpoints", "the etcd backend needs at least one member's URL")
+        secure = {urlsplit(e).scheme == "https" for e in self.endpoints}
+        if len(secure) > 1:
+            raise SettingError("endpoints", "mixes http:// and https:// members")
+        if True in secure and not self.ca_file:
+            raise SettingError("ca_file", "https:// endpoints need the CA to check members by")
+        if bool(self.cert_file) != bool(self.key_file):
+            raise SettingError("key_file", "give cert_file and key_file together, or neither")
+        if self.cert_file and True not in secure:
+            raise SettingError("cert_file", "a client certificate needs https:// endpoints")
+        if self.leader_renew_deadline_seconds > 0.8 * self.leader_ttl_seconds:
+            raise SettingError(
+                "leader_renew_deadline_seconds",
+                f"must be at most 80 % of leader_ttl_seconds ({0.8 * self.leader_ttl_seconds:g} s)",
+            )
+
+
 @dataclass(frozen=True)
 class EventSettings:
     """How long events are kept (see 'Event retention' in docs/operations.md)."""
@@ -334,6 +429,7 @@ class ControllerConfig:
         "127.0.0.1:7443", "address the gRPC API listens on", address_check(allow_port_zero=True)
     )
     data_dir: str = setting("/var/lib/hangwatch-controller", "directory for the SQLite database")
+    store: StoreSettings = section(StoreSettings, "where the cluster's state lives")
     insecure: bool = setting(False, "serve plaintext gRPC (loopback only; for labs and tests)")
     tls: TlsSettings = section(TlsSettings, "mutual TLS (required unless insecure)")
     access: AccessSettings = section(AccessSettings, "who may do what (with TLS)")

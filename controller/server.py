@@ -19,6 +19,7 @@ from controller.api.auditlog import AuditLog
 from controller.api.certs import ServerTls, reload_on_sighup
 from controller.api.identity import Identify
 from controller.auditanchor import AuditAnchor
+from controller.backends import open_store
 from controller.config import ControllerConfig
 from controller.failover.commandhub import CommandHub
 from controller.failover.coordinator import Coordinator
@@ -30,8 +31,7 @@ from controller.notify.eventbus import CursorBus
 from controller.notify.webhooks import Dispatcher
 from controller.store import retention
 from controller.store.dbthread import DbThread
-from controller.store.sqlite.datadir import DataDirLock
-from controller.store.sqlite.store import SQLiteStore
+from controller.store.interface import Store
 from controller.storehealth import publish
 from controller.upgrades.advisories import AdvisoryBook
 from controller.upgrades.driver import UpgradeDriver
@@ -54,8 +54,9 @@ SERVICE_NAMES = (
 
 async def serve(config: ControllerConfig) -> None:
     data_dir = Path(config.data_dir)
-    lock = DataDirLock(data_dir)
-    store = SQLiteStore(data_dir / "controller.db")
+    opened = open_store(config)
+    store = opened.store
+    data_dir.mkdir(parents=True, exist_ok=True)  # the audit anchor lives there with etcd too
     audit_anchor = _audit_anchor(config, data_dir)
     db = DbThread()
     await db.run(audit_anchor.checkpoint, store)
@@ -161,8 +162,7 @@ async def serve(config: ControllerConfig) -> None:
     await webhooks.stop()
     await audit_anchor.stop(store, db)
     db.shutdown()
-    store.close()
-    lock.release()
+    opened.close()
 
 
 def _audit_anchor(config: ControllerConfig, data_dir: Path) -> AuditAnchor:
@@ -174,7 +174,7 @@ def _audit_anchor(config: ControllerConfig, data_dir: Path) -> AuditAnchor:
     )
 
 
-async def _watchdog(notifier: Notifier, db: DbThread, store: SQLiteStore) -> None:
+async def _watchdog(notifier: Notifier, db: DbThread, store: Store) -> None:
     """Pings systemd's watchdog only while the event loop turns and the store answers."""
     if notifier.watchdog_interval is None:
         return

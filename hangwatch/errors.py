@@ -28,6 +28,9 @@ HangwatchError              UNKNOWN              base of every deliberate error
 │   ├── StaleFailover                            a failover step written from a record that
 │   │                                            changed since it was read
 │   └── UpgradeRefused                           an upgrade plan's state does not allow the change
+├── StoreUnavailable        UNAVAILABLE          the shared store (etcd) cannot be reached now
+├── NotLeader               UNAVAILABLE          a write only the leader may make, from a
+│                                                controller that is not (or no longer) leader
 └── DeliveryError           UNAVAILABLE          a webhook receiver did not take an event
     ├── DeliveryRefused                          it said no for good: no retry
     └── DeliveryRetryable                        worth another attempt (network, 429, 5xx)
@@ -122,6 +125,21 @@ class StaleFailover(Refused):
 
 class UpgradeRefused(Refused):
     """An upgrade plan's state, or its hosts', does not allow the change asked for."""
+
+
+class StoreUnavailable(HangwatchError):
+    """No member of the shared store answered in time: the call changed nothing it can
+    know of, and may be tried again (the message names each member and its error)."""
+
+    code = "UNAVAILABLE"
+
+
+class NotLeader(HangwatchError):
+    """A write only the leader may make (a failover step, a plan, a webhook cursor),
+    refused because this controller does not hold leadership, or held it in a term that
+    has ended: a paused or partitioned ex-leader changes nothing."""
+
+    code = "UNAVAILABLE"
 
 
 class DeliveryError(HangwatchError):

@@ -24,7 +24,18 @@ def dumps(record: Any) -> str:
 
 def loads(cls: type[T], text: str) -> T:
     """The `cls` record that `dumps` wrote as `text`."""
-    return _record(cls, json.loads(text))
+    return from_json(cls, json.loads(text))
+
+
+def to_json(record: Any) -> dict[str, Any]:
+    """The record as a JSON value (to nest inside a larger JSON document)."""
+    data: dict[str, Any] = json.loads(dumps(record))
+    return data
+
+
+def from_json(cls: type[T], data: dict[str, Any]) -> T:
+    """The `cls` record that `to_json` made `data` from."""
+    return _record(cls, data)
 
 
 def _enum_value(value: object) -> object:

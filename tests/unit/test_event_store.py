@@ -6,7 +6,9 @@ import time
 from collections.abc import Iterator
 
 import pytest
+from storekit import Stores
 
+from controller.store.interface import Store
 from controller.store.sqlite.store import SQLiteStore, events_query
 from hangwatch import pbtime
 from hangwatch.ids import new_ulid
@@ -24,7 +26,13 @@ def store(tmp_path) -> Iterator[SQLiteStore]:
     s.close()
 
 
-def add(store: SQLiteStore, hosts: list[str], received_at: float = NOW) -> list[pb.Event]:
+@pytest.fixture
+def any_store(stores: Stores) -> Store:
+    """The store of each backend in turn (the protocol's semantics, not SQLite's plan)."""
+    return stores.open()
+
+
+def add(store: Store, hosts: list[str], received_at: float = NOW) -> list[pb.Event]:
     """One event per entry of `hosts`, received at `received_at`."""
     events = [
         pb.Event(
@@ -67,53 +75,53 @@ def test_a_host_filter_reads_an_index_in_cursor_order(store, flt, newest_first):
     assert "TEMP B-TREE" not in found, found
 
 
-def test_a_group_filter_returns_its_members_events_in_cursor_order(store):
+def test_a_group_filter_returns_its_members_events_in_cursor_order(any_store):
     """EventFilter.group was validated but never applied. Fails before the fix."""
-    stored = add(store, ["a", "b", "c", "a", "c", "b", "a"])
+    stored = add(any_store, ["a", "b", "c", "a", "c", "b", "a"])
     flt = admin_pb.EventFilter(group="mail")
-    found = store.list_events(flt, 0, 100, hosts=["a", "b"])
+    found = any_store.list_events(flt, 0, 100, hosts=["a", "b"])
     assert [e.cursor for e in found] == [e.cursor for e in stored if e.host_id in "ab"]
-    newest = store.list_events(flt, 0, 2, newest_first=True, hosts=["a", "b"])
+    newest = any_store.list_events(flt, 0, 2, newest_first=True, hosts=["a", "b"])
     assert [e.cursor for e in newest] == [7, 6]
     # With a host as well: that host, if it is a member; nothing otherwise.
     both = admin_pb.EventFilter(group="mail", host_id="b")
-    assert {e.host_id for e in store.list_events(both, 0, 100, hosts=["a", "b"])} == {"b"}
+    assert {e.host_id for e in any_store.list_events(both, 0, 100, hosts=["a", "b"])} == {"b"}
     outside = admin_pb.EventFilter(group="mail", host_id="c")
-    assert store.list_events(outside, 0, 100, hosts=["a", "b"]) == []
+    assert any_store.list_events(outside, 0, 100, hosts=["a", "b"]) == []
 
 
-def test_pruning_goes_by_count_keeping_the_newest(store):
-    add(store, ["a"] * 30)
-    assert store.prune_events(NOW - DAY, keep=10, sinks=[], batch=8) == 8
-    assert store.prune_events(NOW - DAY, keep=10, sinks=[], batch=100) == 12
-    assert store.prune_events(NOW - DAY, keep=10, sinks=[], batch=100) == 0
-    remaining = store.list_events(admin_pb.EventFilter(), 0, 100)
+def test_pruning_goes_by_count_keeping_the_newest(any_store):
+    add(any_store, ["a"] * 30)
+    assert any_store.prune_events(NOW - DAY, keep=10, sinks=[], batch=8) == 8
+    assert any_store.prune_events(NOW - DAY, keep=10, sinks=[], batch=100) == 12
+    assert any_store.prune_events(NOW - DAY, keep=10, sinks=[], batch=100) == 0
+    remaining = any_store.list_events(admin_pb.EventFilter(), 0, 100)
     assert [e.cursor for e in remaining] == list(range(21, 31))
 
 
-def test_pruning_goes_by_age_and_stops_at_the_first_recent_event(store):
-    add(store, ["a"] * 5, NOW - 10 * DAY)
-    add(store, ["a"] * 3, NOW)
-    add(store, ["a"] * 2, NOW - 10 * DAY)  # a clock that went back: kept behind a recent one
-    assert store.prune_events(NOW - DAY, keep=1000, sinks=[], batch=100) == 5
-    remaining = store.list_events(admin_pb.EventFilter(), 0, 100)
+def test_pruning_goes_by_age_and_stops_at_the_first_recent_event(any_store):
+    add(any_store, ["a"] * 5, NOW - 10 * DAY)
+    add(any_store, ["a"] * 3, NOW)
+    add(any_store, ["a"] * 2, NOW - 10 * DAY)  # a clock that went back: kept behind a recent one
+    assert any_store.prune_events(NOW - DAY, keep=1000, sinks=[], batch=100) == 5
+    remaining = any_store.list_events(admin_pb.EventFilter(), 0, 100)
     assert [e.cursor for e in remaining] == list(range(6, 11))
 
 
-def test_pruning_never_removes_the_newest_event_so_cursors_never_start_over(store):
-    add(store, ["a"] * 3, NOW - 10 * DAY)
-    assert store.prune_events(NOW, keep=1000, sinks=[], batch=100) == 2
-    assert [e.cursor for e in add(store, ["a"])] == [4]
+def test_pruning_never_removes_the_newest_event_so_cursors_never_start_over(any_store):
+    add(any_store, ["a"] * 3, NOW - 10 * DAY)
+    assert any_store.prune_events(NOW, keep=1000, sinks=[], batch=100) == 2
+    assert [e.cursor for e in add(any_store, ["a"])] == [4]
 
 
-def test_pruning_keeps_what_a_sink_has_not_handed_off_and_dead_letters(store):
-    store.start_webhook("pager")  # at the end of the (empty) log
-    store.start_webhook("gone")  # a sink no longer configured holds nothing back
-    stored = add(store, ["a"] * 20, NOW - 10 * DAY)
-    store.add_dead_letter("pager", stored[2].id, 8, "HTTP 500", NOW, 0)
-    assert store.prune_events(NOW, keep=1000, sinks=["pager"], batch=100) == 0
-    store.set_webhook_cursor("pager", 12)
-    assert store.prune_events(NOW, keep=1000, sinks=["pager"], batch=100) == 11
-    remaining = [e.cursor for e in store.list_events(admin_pb.EventFilter(), 0, 100)]
+def test_pruning_keeps_what_a_sink_has_not_handed_off_and_dead_letters(any_store):
+    any_store.start_webhook("pager")  # at the end of the (empty) log
+    any_store.start_webhook("gone")  # a sink no longer configured holds nothing back
+    stored = add(any_store, ["a"] * 20, NOW - 10 * DAY)
+    any_store.add_dead_letter("pager", stored[2].id, 8, "HTTP 500", NOW, 0)
+    assert any_store.prune_events(NOW, keep=1000, sinks=["pager"], batch=100) == 0
+    any_store.set_webhook_cursor("pager", 12)
+    assert any_store.prune_events(NOW, keep=1000, sinks=["pager"], batch=100) == 11
+    remaining = [e.cursor for e in any_store.list_events(admin_pb.EventFilter(), 0, 100)]
     assert remaining == [3, *range(13, 21)]
-    assert [d.cursor for d in store.list_dead_letters("pager")] == [3]
+    assert [d.cursor for d in any_store.list_dead_letters("pager")] == [3]

@@ -16,7 +16,6 @@ from controller.failover.ledger import Ledger
 from controller.failover.machine import Timeouts
 from controller.failover.model import ClusterState, FailoverState, GroupView, Trigger
 from controller.store.dbthread import DbThread
-from controller.store.sqlite.store import SQLiteStore
 from hangwatch.errors import NotFound, TransitionRefused
 from hangwatch.ids import new_ulid
 from hangwatch.v1 import types_pb2 as pb
@@ -35,9 +34,9 @@ def cluster(now: float, epoch: int = 0) -> ClusterState:
     )
 
 
-def test_each_change_is_audited_with_the_callers_name_and_role(tmp_path):
+def test_each_change_is_audited_with_the_callers_name_and_role(stores):
     async def main() -> None:
-        store = SQLiteStore(tmp_path / "c.db")
+        store = stores.open()
         store.seed_groups([("mail", "a")])
         db = DbThread()
         hub = CommandHub(lambda host: db.run(store.pending_commands, host))
@@ -88,6 +87,5 @@ def test_each_change_is_audited_with_the_callers_name_and_role(tmp_path):
         assert "carol confirmed a is fenced: off at the PDU" in audit[-1].detail
         assert store.groups()["mail"].epoch == 1
         assert len(changes) == 5  # every commit, not the refusal
-        store.close()
 
     asyncio.run(main())

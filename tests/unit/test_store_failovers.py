@@ -1,4 +1,5 @@
-"""The store keeps at most one open failover per group, whoever proposes it."""
+"""The store keeps at most one open failover per group, whoever proposes it (each
+backend alike)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,6 @@ import pytest
 from controller.failover.machine import Failover, approve
 from controller.failover.model import FailoverState, Trigger
 from controller.store.interface import FailoverCommit
-from controller.store.sqlite.store import SQLiteStore
 from hangwatch.errors import GroupBusy, StaleFailover
 from hangwatch.ids import new_ulid
 
@@ -26,8 +26,8 @@ def proposal(group: str = "mail") -> Failover:
     )
 
 
-def test_a_second_open_failover_of_a_group_is_refused_atomically(tmp_path):
-    store = SQLiteStore(tmp_path / "c.db")
+def test_a_second_open_failover_of_a_group_is_refused_atomically(stores):
+    store = stores.open()
     first = proposal()
     store.commit_failover(FailoverCommit(first), 1.0)
     with pytest.raises(GroupBusy, match=first.id):
@@ -36,29 +36,27 @@ def test_a_second_open_failover_of_a_group_is_refused_atomically(tmp_path):
     # Steps of the open failover itself are not refused.
     store.commit_failover(FailoverCommit(approve(first, "bob", 3.0)), 3.0)
     assert [f.id for f in store.list_failovers("mail")] == [first.id]
-    store.close()
 
 
-def test_a_step_from_a_stale_record_is_refused(tmp_path):
+def test_a_step_from_a_stale_record_is_refused(stores):
     from controller.failover.machine import reject
 
-    store = SQLiteStore(tmp_path / "c.db")
+    store = stores.open()
     f = proposal()
     store.commit_failover(FailoverCommit(f), 1.0)
     store.commit_failover(FailoverCommit(reject(f, "bob", "false alarm", 2.0)), 2.0)
     with pytest.raises(StaleFailover, match="REJECTED"):
         store.commit_failover(FailoverCommit(approve(f, "hangwatch", 3.0, auto=True)), 3.0)
     assert store.get_failover(f.id).state is FailoverState.REJECTED  # type: ignore[union-attr]
-    store.close()
 
 
-def test_commands_of_a_finished_failover_are_no_longer_pending(tmp_path):
+def test_commands_of_a_finished_failover_are_no_longer_pending(stores):
     import dataclasses
 
     from controller.failover.machine import note
     from hangwatch.v1 import types_pb2 as pb
 
-    store = SQLiteStore(tmp_path / "c.db")
+    store = stores.open()
     proposed = proposal()
     store.commit_failover(FailoverCommit(proposed), 1.0)
     approved = approve(proposed, "bob", 2.0)
@@ -70,4 +68,3 @@ def test_commands_of_a_finished_failover_are_no_longer_pending(tmp_path):
     )
     store.commit_failover(FailoverCommit(failed), 3.0)
     assert store.pending_commands("a") == []
-    store.close()

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import tomli_w
+from storekit import Stores
 from tenacity import RetryCallState
 
 from controller.config import ControllerConfig, GroupSettings, WebhookSettings
@@ -192,38 +193,35 @@ def test_two_sinks_with_one_name_are_refused() -> None:
         ControllerConfig(webhooks=[hook, hook])
 
 
-def test_delivery_tables_resume_requeue_and_settle(tmp_path: Path) -> None:
-    store = SQLiteStore(tmp_path / "c.db")
-    try:
-        first = [event(kind="SYNTHETIC_TEST") for _ in range(3)]
-        stored = store.add_events(first, 1.0)
-        assert [e.cursor for e in stored] == [1, 2, 3]
-        assert store.add_events(first[:1], 2.0) == []  # a known id is not stored again
-        # A new sink starts at the end of the log, and keeps its place after that.
-        assert store.start_webhook("a") == 3
-        store.add_events([event(kind="SYNTHETIC_TEST")], 3.0)
-        assert store.start_webhook("a") == 3
-        store.add_dead_letter("a", stored[1].id, 8, "HTTP 503", 4.0, 4)
-        assert store.start_webhook("a") == 4
-        (dead,) = store.list_dead_letters("a")
-        assert (dead.event_id, dead.attempts, dead.cursor) == (stored[1].id, 8, 2)
-        assert store.list_dead_letters("b") == []
-        assert store.requeue_dead_letters("a", [dead.id + 1], 5.0) == 0
-        assert store.requeue_dead_letters("", [], 5.0) == 1
-        assert store.list_dead_letters() == []
-        assert [d.id for d in store.requeued_dead_letters("a")] == [dead.id]
-        store.settle_dead_letter(dead.id, False, 1, "HTTP 400", 6.0)
-        (again,) = store.list_dead_letters("a")
-        assert (again.attempts, again.last_error) == (9, "HTTP 400")
-        store.requeue_dead_letters("a", [dead.id], 7.0)
-        store.settle_dead_letter(dead.id, True, 1, "", 8.0)
-        assert store.list_dead_letters() == store.requeued_dead_letters("a") == []
-        store.set_alert_key("pd", "h", "/m", "INC1")
-        assert store.alert_key("pd", "h", "/m") == "INC1"
-        store.set_alert_key("pd", "h", "/m", None)
-        assert store.alert_key("pd", "h", "/m") is None
-    finally:
-        store.close()
+def test_delivery_tables_resume_requeue_and_settle(stores: Stores) -> None:
+    store = stores.open()
+    first = [event(kind="SYNTHETIC_TEST") for _ in range(3)]
+    stored = store.add_events(first, 1.0)
+    assert [e.cursor for e in stored] == [1, 2, 3]
+    assert store.add_events(first[:1], 2.0) == []  # a known id is not stored again
+    # A new sink starts at the end of the log, and keeps its place after that.
+    assert store.start_webhook("a") == 3
+    store.add_events([event(kind="SYNTHETIC_TEST")], 3.0)
+    assert store.start_webhook("a") == 3
+    store.add_dead_letter("a", stored[1].id, 8, "HTTP 503", 4.0, 4)
+    assert store.start_webhook("a") == 4
+    (dead,) = store.list_dead_letters("a")
+    assert (dead.event_id, dead.attempts, dead.cursor) == (stored[1].id, 8, 2)
+    assert store.list_dead_letters("b") == []
+    assert store.requeue_dead_letters("a", [dead.id + 1], 5.0) == 0
+    assert store.requeue_dead_letters("", [], 5.0) == 1
+    assert store.list_dead_letters() == []
+    assert [d.id for d in store.requeued_dead_letters("a")] == [dead.id]
+    store.settle_dead_letter(dead.id, False, 1, "HTTP 400", 6.0)
+    (again,) = store.list_dead_letters("a")
+    assert (again.attempts, again.last_error) == (9, "HTTP 400")
+    store.requeue_dead_letters("a", [dead.id], 7.0)
+    store.settle_dead_letter(dead.id, True, 1, "", 8.0)
+    assert store.list_dead_letters() == store.requeued_dead_letters("a") == []
+    store.set_alert_key("pd", "h", "/m", "INC1")
+    assert store.alert_key("pd", "h", "/m") == "INC1"
+    store.set_alert_key("pd", "h", "/m", None)
+    assert store.alert_key("pd", "h", "/m") is None
 
 
 def test_worker_sends_in_log_order_when_ingest_overflows_or_reorders_its_queue(

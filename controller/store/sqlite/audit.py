@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from controller.audit import GENESIS, AuditRow, entry_hash
+from controller.audit import AuditRow, chained
 from controller.store.sqlite.connection import SQLiteBase
 
 _COLUMNS = "seq, at, actor, role, action, target, detail, allowed, prev_hash, hash"
@@ -21,19 +21,7 @@ class AuditTable(SQLiteBase):
     ) -> AuditRow:
         with self._tx() as db:
             last = db.execute("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
-            seq, prev = (last[0] + 1, last[1]) if last else (1, GENESIS)
-            row = AuditRow(
-                seq,
-                at,
-                actor,
-                role,
-                action,
-                target,
-                detail,
-                allowed,
-                prev,
-                entry_hash(prev, seq, at, actor, role, action, target, detail, allowed),
-            )
+            row = chained(last, at, actor, role, action, target, detail, allowed)
             db.execute(
                 f"INSERT INTO audit ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?)",
                 (

@@ -7,9 +7,9 @@ from collections.abc import Sequence
 from controller.failover.machine import Failover
 from controller.failover.model import FailoverState
 from controller.store import records
+from controller.store.commitrules import check_open, check_step, epoch_taken
 from controller.store.interface import FailoverCommit, GroupRow
 from controller.store.sqlite.audit import AuditTable
-from hangwatch.errors import GroupBusy, StaleFailover
 from hangwatch.v1 import types_pb2 as pb
 
 
@@ -37,19 +37,9 @@ class FailoverTables(AuditTable):
                     "('COMPLETED', 'REJECTED', 'CANCELLED', 'FAILED')",
                     (f.group, f.id),
                 ).fetchone()
-                if busy is not None:
-                    raise GroupBusy(f"failover {busy[0]} of {f.group} is still open")
+                check_open(f, None if busy is None else busy[0])
             stored = db.execute("SELECT record FROM failovers WHERE id = ?", (f.id,)).fetchone()
-            if stored is not None:
-                before = records.loads(Failover, stored[0])
-                # Writers commit records they read earlier: a step taken meanwhile by
-                # someone else (an operator's reject or cancel, the coordinator's next
-                # step) wins, and the late writer is refused rather than undoing it.
-                if len(f.steps) <= len(before.steps) or not before.state.active:
-                    raise StaleFailover(
-                        f"failover {f.id} is {before.state.value} now "
-                        f"({before.steps[-1].detail if before.steps else 'no steps'})"
-                    )
+            check_step(f, None if stored is None else records.loads(Failover, stored[0]))
             db.execute(
                 """INSERT INTO failovers (id, group_name, state, created_at, updated_at, auto,
                      record) VALUES (?, ?, ?, ?, ?, ?, ?)
@@ -65,9 +55,7 @@ class FailoverTables(AuditTable):
                     (change.epoch[1], change.epoch[0], change.epoch[1] - 1),
                 )
                 if taken.rowcount != 1:
-                    raise StaleFailover(
-                        f"epoch {change.epoch[1]} of {change.epoch[0]} is no longer the next one"
-                    )
+                    raise epoch_taken(*change.epoch)
             if change.primary is not None:
                 db.execute(
                     "UPDATE groups SET primary_host = ? WHERE name = ?",

@@ -1,0 +1,198 @@
+"""Every store backend keeps the Store interface's promises alike: hosts, the event log,
+the audit chain, commands, operations, incidents, advisories and plans."""
+
+from __future__ import annotations
+
+from controller import audit
+from controller.failover.machine import Failover, approve
+from controller.failover.model import FailoverState, Trigger
+from controller.store.interface import AdvisoryRow, FailoverCommit
+from controller.upgrades.planner import Plan, PlanHost, PlanState
+from hangwatch.ids import new_ulid
+from hangwatch.v1 import admin_service_pb2 as admin_pb
+from hangwatch.v1 import agent_service_pb2 as agent_pb
+from hangwatch.v1 import types_pb2 as pb
+
+
+def registration(host: str, boot: str = "b1", kernel: str = "6.1.0") -> agent_pb.RegisterRequest:
+    return agent_pb.RegisterRequest(
+        host_id=host,
+        boot_id=boot,
+        agent_version="1.0",
+        inventory=pb.Inventory(kernel_release=kernel),
+    )
+
+
+def event(host: str, seq: int, kind: str = "PROBE_SLOW", mount: str = "/srv") -> pb.Event:
+    return pb.Event(
+        id=new_ulid(), host_id=host, host_seq=seq, kind=kind, mount=mount, severity=seq % 4
+    )
+
+
+def proposal(group: str = "mail") -> Failover:
+    return Failover(
+        id=new_ulid(),
+        group=group,
+        state=FailoverState.PROPOSED,
+        trigger=Trigger.MANUAL,
+        from_host="a",
+        to_host="b",
+        reason="drill",
+        proposed_by="alice",
+        created_at=1.0,
+    )
+
+
+def test_hosts_heartbeats_and_the_needs_clear_mark(stores):
+    store = stores.open()
+    store.register_host(registration("b"), 1.0)
+    store.register_host(registration("a"), 1.0)
+    beat = agent_pb.HeartbeatRequest(host_id="a", boot_id="b1", spool_depth=7)
+    assert store.record_heartbeat(beat, 2.0)
+    # Another boot than the registered one, or an unknown host: register again.
+    assert not store.record_heartbeat(agent_pb.HeartbeatRequest(host_id="a", boot_id="b2"), 2.0)
+    assert not store.record_heartbeat(agent_pb.HeartbeatRequest(host_id="x", boot_id="b1"), 2.0)
+    a = store.get_host("a")
+    assert a is not None
+    assert (a.last_heartbeat_at, a.last_heartbeat.spool_depth) == (2.0, 7)  # type: ignore[union-attr]
+    assert [h.host_id for h in store.list_hosts()] == ["a", "b"]
+    assert store.get_host("x") is None
+    assert store.set_needs_clear("a", "failed over from")
+    assert not store.set_needs_clear("x", "unknown")
+    store.register_host(registration("a", "b2"), 3.0)  # same kernel: still marked
+    assert store.get_host("a").needs_clear == "failed over from"  # type: ignore[union-attr]
+    store.register_host(registration("a", "b3", kernel="6.1.1"), 4.0)  # a new kernel clears
+    assert store.get_host("a").needs_clear == ""  # type: ignore[union-attr]
+
+
+def test_the_event_log_stores_each_id_once_and_filters(stores):
+    store = stores.open()
+    batch = [event("a", i) for i in range(1, 151)]  # more than one etcd transaction holds
+    batch.append(batch[0])  # an id twice in one call is stored once
+    stored = store.add_events(batch, 5.0)
+    assert [e.cursor for e in stored] == list(range(1, 151))
+    assert stored[0].received_at.seconds == 5
+    mixed = [batch[3], event("b", 1, kind="LOCKUP_CONFIRMED", mount="/m")]
+    assert [e.cursor for e in store.add_events(mixed, 6.0)] == [151]
+    assert (store.last_cursor(), store.last_host_seq("a"), store.last_host_seq("b")) == (
+        151,
+        150,
+        1,
+    )
+    assert store.last_host_seq("nobody") == 0
+    page = store.list_events(admin_pb.EventFilter(), 140, 5)
+    assert [e.cursor for e in page] == [141, 142, 143, 144, 145]
+    assert page[0].id == batch[140].id and page[0].received_at.seconds == 5
+    newest = store.list_events(admin_pb.EventFilter(), 148, 10, newest_first=True)
+    assert [e.cursor for e in newest] == [151, 150, 149]
+    by_kind = store.list_events(admin_pb.EventFilter(kind="LOCKUP_CONFIRMED"), 0, 10)
+    assert [(e.cursor, e.host_id, e.mount) for e in by_kind] == [(151, "b", "/m")]
+    by_host = store.list_events(admin_pb.EventFilter(host_id="a"), 0, 1000)
+    assert len(by_host) == 150
+    severe = store.list_events(admin_pb.EventFilter(min_severity=3), 0, 1000)
+    assert {e.severity for e in severe} == {3}
+
+
+def test_the_audit_chain_verifies_and_steps_audit_in_their_commit(stores):
+    store = stores.open()
+    store.append_audit(1.0, "alice", "operator", "maintenance on", "a", "patching")
+    store.append_audit(2.0, "bob", "viewer", "approve", "mail", "refused: role", allowed=False)
+    f = proposal()
+    store.commit_failover(FailoverCommit(f, audit=("alice", "operator", "propose", "x")), 3.0)
+    rows = store.list_audit()
+    assert [(r.seq, r.action, r.allowed) for r in rows] == [
+        (1, "maintenance on", True),
+        (2, "approve", False),
+        (3, "propose", True),
+    ]
+    assert rows[2].target == "mail"
+    verdict = audit.verify(rows)
+    assert (verdict.entries, verdict.bad_seq, verdict.detail) == (3, None, "")
+    assert [r.seq for r in store.list_audit(since_seq=1, limit=1)] == [2]
+
+
+def test_commands_results_and_fence_outcomes(stores):
+    store = stores.open()
+    store.seed_groups([("mail", "a")])
+    f = proposal()
+    store.commit_failover(FailoverCommit(f), 1.0)
+    demote = pb.Command(id=f"{f.id}-demote", group="mail", epoch=1, failover_id=f.id)
+    step = FailoverCommit(
+        approve(f, "bob", 2.0),
+        epoch=("mail", 1),
+        primary=("mail", "b"),
+        auto_blocked_until=("mail", 99.0),
+        needs_clear=("a", "demoted"),
+        commands=(("a", demote),),
+    )
+    store.register_host(registration("a"), 1.0)
+    store.commit_failover(step, 2.0)
+    group = store.groups()["mail"]
+    assert (group.epoch, group.primary, group.auto_blocked_until) == (1, "b", 99.0)
+    assert store.get_host("a").needs_clear == "demoted"  # type: ignore[union-attr]
+    assert [c.id for c in store.pending_commands("a")] == [demote.id]
+    assert store.command_results([demote.id]) == {}
+    first = pb.CommandResult(command_id=demote.id, host_id="a", exit_code=0)
+    assert store.record_command_result(first, 3.0)
+    late = pb.CommandResult(command_id=demote.id, host_id="a", exit_code=9)
+    assert store.record_command_result(late, 4.0)  # known, but the first result stays
+    assert not store.record_command_result(pb.CommandResult(command_id="x", host_id="a"), 4.0)
+    assert store.command_results([demote.id, "x"])[demote.id].exit_code == 0
+    assert store.pending_commands("a") == []
+    store.record_fence_result(f.id, False, "timed out", 5.0)
+    store.record_fence_result(f.id, True, "second outcome ignored", 6.0)
+    assert store.fence_result(f.id) == (False, "timed out")
+    assert store.fence_result("none") is None
+    assert store.failover_counts() == {"APPROVED": 1}
+    assert [x.id for x in store.list_failovers(active_only=True)] == [f.id]
+    assert store.list_failovers(group="other") == []
+    store.set_auto_blocked_until("mail", None)
+    assert store.groups()["mail"].auto_blocked_until is None
+
+
+def test_maintenance_settings_incidents_advisories(stores):
+    store = stores.open()
+    store.set_maintenance("host", "a", True, "disk swap", "alice", None, 1.0)
+    store.set_maintenance("group", "mail", True, "move", "alice", 5.0, 1.0)
+    store.set_maintenance("cluster", "", True, "freeze", "bob", None, 1.0)
+    assert [(w.scope, w.target) for w in store.list_maintenance(2.0)] == [
+        ("cluster", ""),
+        ("group", "mail"),
+        ("host", "a"),
+    ]
+    assert [w.scope for w in store.list_maintenance(6.0)] == ["cluster", "host"]
+    store.set_maintenance("host", "a", False, "", "alice", None, 7.0)
+    assert [w.scope for w in store.list_maintenance(8.0)] == ["cluster"]
+    assert store.get_setting("automation", "on") == "on"
+    store.set_setting("automation", "off")
+    assert store.get_setting("automation", "on") == "off"
+    store.open_incident("i1", "mail", "a", 1.0, "lockup")
+    store.open_incident("i1", "mail", "a", 9.0, "again: ignored")
+    store.open_incident("i2", "web", "c", 2.0, "lockup")
+    assert store.open_incident_for("mail").id == "i1"  # type: ignore[union-attr]
+    store.close_incident("i1", 3.0)
+    store.close_incident("i1", 4.0)  # closed once
+    assert store.get_incident("i1").ended_at == 3.0  # type: ignore[union-attr]
+    assert store.open_incident_for("mail") is None
+    assert [i.id for i in store.list_incidents()] == ["i2", "i1"]
+    assert [i.id for i in store.list_incidents(open_only=True)] == ["i2"]
+    row = AdvisoryRow("ADV-1", ">=6.1,<6.2", "xfs", "log hang", "", 1.0, "alice")
+    assert store.add_advisory(row)
+    assert not store.add_advisory(row)
+    assert store.list_advisories() == [row]
+    assert store.remove_advisory("ADV-1")
+    assert not store.remove_advisory("ADV-1")
+
+
+def test_plans_are_created_once_and_saved_with_their_audit(stores):
+    store = stores.open()
+    plan = Plan("p1", "6.2", "", PlanState.RUNNING, 60.0, 1.0, "alice", (PlanHost("a"),))
+    assert store.create_plan(plan, 1.0)
+    assert not store.create_plan(plan, 2.0)
+    done = Plan("p1", "6.2", "", PlanState.DONE, 60.0, 1.0, "alice", (PlanHost("a"),))
+    store.save_plan(done, 3.0, ("hangwatch", "system", "plan done", "all hosts"))
+    assert store.get_plan("p1") == done
+    assert store.list_plans(open_only=True) == []
+    assert [p.name for p in store.list_plans()] == ["p1"]
+    assert store.list_audit()[-1].target == "p1"
+    assert store.get_plan("none") is None
