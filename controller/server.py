@@ -23,7 +23,9 @@ from controller.failover.commandhub import CommandHub
 from controller.failover.coordinator import Coordinator
 from controller.failover.ledger import Ledger, timeouts
 from controller.failover.snapshot import Snapshots
+from controller.incidents.tracker import IncidentTracker
 from controller.metrics import ControllerCollector, IngestCounter, RpcTimer
+from controller.notify.announce import Announcer
 from controller.notify.eventbus import CursorBus
 from controller.notify.webhooks import Dispatcher
 from controller.store.dbthread import DbThread
@@ -67,14 +69,17 @@ async def serve(config: ControllerConfig) -> None:
     advisories.load(await db.run(store.list_advisories))
     snapshots = Snapshots(store, db, config, advisories.lookup)
     ledger = Ledger(store, db, hub, timeouts(config))
-    coordinator = Coordinator(store, db, config, ledger, snapshots)
-    upgrades = UpgradeDriver(store, db, config, ledger, snapshots)
     webhooks = Dispatcher(config, store, db, bus)
     ingest = IngestCounter()
 
     def stored(events: Sequence[pb.Event]) -> None:
         ingest.count(events)
         webhooks.offer(events)
+
+    incidents = IncidentTracker(store, db, config, Announcer(store, db, bus, stored))
+    ledger.listen(incidents.committed)
+    coordinator = Coordinator(store, db, config, ledger, snapshots, incidents)
+    upgrades = UpgradeDriver(store, db, config, ledger, snapshots)
 
     agent_grpc.add_AgentServiceServicer_to_server(
         AgentApi(store, db, bus, config, hub, coordinator, on_stored=stored), server
@@ -121,6 +126,7 @@ async def serve(config: ControllerConfig) -> None:
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     transport = "plaintext, loopback only" if server_tls is None else "mutual TLS"
     log.info("listening on %s:%d (%s)", address.host, port, transport)
+    announcing = asyncio.create_task(incidents.run(), name="incidents")
     coordinating = asyncio.create_task(coordinator.run(), name="coordinator")
     upgrading = asyncio.create_task(upgrades.run(), name="upgrades")
     webhooks.start()
@@ -141,6 +147,7 @@ async def serve(config: ControllerConfig) -> None:
     log.info("shutting down")
     coordinating.cancel()
     upgrading.cancel()
+    announcing.cancel()
     notifier.stopping()
     watchdog.cancel()
     await health_servicer.enter_graceful_shutdown()

@@ -44,8 +44,8 @@ def test_every_sink_reads_its_secrets_from_files_and_credentials(tmp_path):
     assert loaded["pd"].routing_key == "R0UT1NG"
     assert loaded["pd"].url == "https://pd/"
     assert loaded["chat"].url == "https://hooks.example/T0/B0/XYZ"
-    assert loaded["log"].secret == b"k3y"
-    assert loaded["inline"].secret == b"s"
+    assert loaded["log"].secrets == (b"k3y",)
+    assert loaded["inline"].secrets == (b"s",)
 
 
 @pytest.mark.parametrize(

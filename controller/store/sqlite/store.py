@@ -134,13 +134,18 @@ class SQLiteStore(FailoverTables, OpsTables, WebhookTables, UpgradeTables):
             f"SELECT cursor, received_at, body FROM events WHERE {' AND '.join(where)} "
             f"ORDER BY cursor {order} LIMIT ?"
         )
-        out = []
-        for cursor, received_at, body in self._db.execute(sql, (*args, limit)):
-            event = pb.Event.FromString(body)
-            event.cursor = cursor
-            event.received_at.CopyFrom(pbtime.timestamp(received_at))
-            out.append(event)
-        return out
+        return [_event(*row) for row in self._db.execute(sql, (*args, limit))]
+
+    def lockup_signals(
+        self, host_id: str, mount: str, before_cursor: int, limit: int
+    ) -> list[pb.Event]:
+        marks = ", ".join("?" * len(LOCKUP_KINDS))
+        rows = self._db.execute(
+            "SELECT cursor, received_at, body FROM events WHERE host_id = ? AND mount = ? "
+            f"AND kind IN ({marks}) AND (? = 0 OR cursor < ?) ORDER BY cursor DESC LIMIT ?",
+            (host_id, mount, *LOCKUP_KINDS, before_cursor, before_cursor, limit),
+        )
+        return [_event(*row) for row in rows]
 
     def last_host_seq(self, host_id: str) -> int:
         row = self._db.execute(
@@ -151,6 +156,16 @@ class SQLiteStore(FailoverTables, OpsTables, WebhookTables, UpgradeTables):
     def last_cursor(self) -> int:
         row = self._db.execute("SELECT max(cursor) FROM events").fetchone()
         return int(row[0] or 0)
+
+
+LOCKUP_KINDS = ("LOCKUP_SUSPECTED", "LOCKUP_CONFIRMED", "LOCKUP_RECOVERING", "LOCKUP_CLEARED")
+
+
+def _event(cursor: int, received_at: float, body: bytes) -> pb.Event:
+    event = pb.Event.FromString(body)
+    event.cursor = cursor
+    event.received_at.CopyFrom(pbtime.timestamp(received_at))
+    return event
 
 
 _HOST_SELECT = (
