@@ -69,7 +69,7 @@ async def serve(config: ControllerConfig) -> None:
     advisories.load(await db.run(store.list_advisories))
     snapshots = Snapshots(store, db, config, advisories.lookup)
     ledger = Ledger(store, db, hub, timeouts(config))
-    webhooks = Dispatcher(config, store, db, bus)
+    webhooks = Dispatcher(config, store, db, bus, advisories.lookup)
     ingest = IngestCounter()
 
     def stored(events: Sequence[pb.Event]) -> None:
