@@ -117,16 +117,18 @@ class SinkRequests:
         )
 
     def _statuspage(self, event: pb.Event, now: float) -> Payload | None:
-        if not statuspage_api.wants(event):
-            return None
-        incident = self._store.get_incident(event.notice.incident_id)
+        stage = statuspage_api.stage_of(event)
+        incident = self._store.get_incident(event.notice.incident_id) if stage else None
         if incident is None:
             return None
         found = facts.gather(self._store, self._config, self._lookup, incident, now)
         who = facts.audience(self._config, incident.group)
-        latest = statuspage.updates(
+        told = statuspage.updates(
             facts.story(found), who, self._config.incidents.next_update_minutes
-        )[-1]
+        )
+        latest = next((u for u in told if u.stage == stage), None)
+        if latest is None:
+            return None
         group = self._config.group(incident.group)
         return statuspage_api.payload(
             event,

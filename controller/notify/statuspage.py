@@ -19,18 +19,23 @@ import dataclasses
 import json
 from collections.abc import Sequence
 
-from controller.incidents.window import MONITORING, RESOLVED
+from controller.incidents.window import IDENTIFIED, INVESTIGATING, MONITORING, RESOLVED
 from controller.notify.payloads import Payload, json_body
 from hangwatch.v1 import types_pb2 as pb
 
-# The events at which the incident's stage may have moved.
-STAGE_KINDS = frozenset(
-    {"INCIDENT_OPENED", "FAILOVER_APPROVED", "SERVICE_RESTORED", "INCIDENT_CLOSED"}
-)
+# The events that move an incident's page to a stage (each update is posted in the
+# order of the event log, whatever stage the incident has reached since).
+STAGE_OF = {
+    "INCIDENT_OPENED": INVESTIGATING,
+    "FAILOVER_APPROVED": IDENTIFIED,
+    "SERVICE_RESTORED": MONITORING,
+    "INCIDENT_CLOSED": RESOLVED,
+}
 
 
-def wants(event: pb.Event) -> bool:
-    return event.kind in STAGE_KINDS and bool(event.notice.incident_id)
+def stage_of(event: pb.Event) -> str | None:
+    """The stage the event moves its incident's page to, if it is one that does."""
+    return STAGE_OF.get(event.kind) if event.notice.incident_id else None
 
 
 def payload(
