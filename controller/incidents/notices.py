@@ -87,6 +87,7 @@ def failover_events(
             n.group, n.incident_id, n.failover_id = f.group, f.incident_id, f.id
             n.from_host, n.to_host = f.from_host, f.to_host
             n.proposed_by, n.actor = f.proposed_by, step.actor
+            n.planned = not f.unplanned
             if waiting and kind in (PROPOSED, RETARGETED):
                 n.needs_approval = True
                 n.approver_role, n.two_person_rule = approval.role, approval.two_person

@@ -52,7 +52,7 @@ def alert(event: pb.Event, group: str, link: str) -> dict[str, Any] | None:
         name, firing = LOCKUP, event.kind == "LOCKUP_CONFIRMED"
     elif waiting(event):
         name, firing = WAITING, True
-    elif event.kind in MOVED_ON:
+    elif event.kind in MOVED_ON and not event.notice.planned:
         name, firing = WAITING, False
     else:
         return None

@@ -27,6 +27,8 @@ ENDED = frozenset({"FAILOVER_COMPLETED", "FAILOVER_REJECTED", "FAILOVER_CANCELLE
 def action(event: pb.Event) -> str | None:
     """What the event does to its alert; None: PagerDuty is not told."""
     kind = event.kind
+    if event.notice.planned:
+        return None
     if kind == "LOCKUP_CONFIRMED" or waiting(event) or kind == "FAILOVER_FAILED":
         return "trigger"
     if kind == "FAILOVER_APPROVED":

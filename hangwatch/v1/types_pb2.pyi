@@ -547,6 +547,7 @@ class Notice(_message.Message):
     ACTOR_FIELD_NUMBER: _builtins.int
     NEXT_STEP_FIELD_NUMBER: _builtins.int
     ADVISORIES_FIELD_NUMBER: _builtins.int
+    PLANNED_FIELD_NUMBER: _builtins.int
     group: _builtins.str
     incident_id: _builtins.str
     failover_id: _builtins.str
@@ -563,6 +564,8 @@ class Notice(_message.Message):
     """Who made the step this event is about ("hangwatch" for the controller)."""
     next_step: _builtins.str
     """One line on what a person does next ("" when nothing is asked)."""
+    planned: _builtins.bool
+    """A planned move (a switchover, an upgrade's drain): nobody needs paging."""
     @_builtins.property
     def advisories(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Advisories the old primary is at risk from."""
@@ -582,10 +585,11 @@ class Notice(_message.Message):
         actor: _builtins.str = ...,
         next_step: _builtins.str = ...,
         advisories: _abc.Iterable[_builtins.str] | None = ...,
+        planned: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "advisories", b"advisories", "approver_role", b"approver_role", "failover_id", b"failover_id", "from_host", b"from_host", "group", b"group", "incident_id", b"incident_id", "needs_approval", b"needs_approval", "next_step", b"next_step", "proposed_by", b"proposed_by", "to_host", b"to_host", "two_person_rule", b"two_person_rule"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "advisories", b"advisories", "approver_role", b"approver_role", "failover_id", b"failover_id", "from_host", b"from_host", "group", b"group", "incident_id", b"incident_id", "needs_approval", b"needs_approval", "next_step", b"next_step", "planned", b"planned", "proposed_by", b"proposed_by", "to_host", b"to_host", "two_person_rule", b"two_person_rule"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

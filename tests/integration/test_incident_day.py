@@ -311,7 +311,14 @@ def test_two_lockups_of_one_group_reach_every_sink_truthfully(cluster: LocalClus
                 in incident(admin, two.id, "status").rendered
             )
 
-            # PagerDuty: one dedup key per incident, trigger -> acknowledge -> resolve.
+            # PagerDuty: one dedup key per incident (the lockup's page already has it),
+            # trigger -> acknowledge -> resolve; the planned move back pages nobody.
+            paged = [d.json() for d in receiver.under("/pd")]
+            assert {p["dedup_key"] for p in paged} == {one.id, two.id}
+            lockup_pages = [
+                p for p in paged if p.get("payload", {}).get("class") == "LOCKUP_CONFIRMED"
+            ]
+            assert [p["dedup_key"] for p in lockup_pages] == [one.id, two.id]
             for inc in (one, two):
                 actions = [
                     d.json()["event_action"]

@@ -171,6 +171,10 @@ def test_pagerduty_follows_an_incident_from_lockup_to_restoration() -> None:
     assert pagerduty.action(notice_event("FAILOVER_COMPLETED")) is None
     assert pagerduty.action(notice_event("FAILOVER_COMPLETED", incident_id="")) == "resolve"
     assert pagerduty.action(event("LOCKUP_CLEARED")) == "resolve"
+    planned = notice_event("FAILOVER_APPROVED", incident_id="")
+    planned.notice.planned = True
+    assert pagerduty.action(planned) is None  # a switchover pages nobody
+    assert alertmanager.alert(planned, "mail", "") is None
     assert pagerduty.action(event("LOCKUP_SUSPECTED")) is None
     assert pagerduty.action(event("KERNEL_HUNG_TASK")) is None
     assert pagerduty.notice_key(notice_event("FAILOVER_APPROVED")) == "01INCIDENT"
@@ -303,6 +307,9 @@ def test_group_of_prefers_the_group_of_the_mount() -> None:
         ({"name": "s", "kind": "slack", "url": "ftp://x/"}, "not an http"),
         ({"name": "s", "kind": "slack", "url": "http://x/", "kinds": ["bad"]}, "event kind"),
         ({"name": "s", "kind": "teams", "url": "http://x/"}, "must be one of"),
+        ({"name": "sp", "kind": "statuspage", "url": "https://x/"}, "needs api_key"),
+        ({"name": "s", "kind": "slack", "url": "http://x/", "previous_secret": "o"}, "secret too"),
+        ({"name": "s", "kind": "slack", "url": "http://x/", "events": "some"}, "must be one of"),
     ],
 )
 def test_bad_webhook_tables_are_refused_with_the_key(
