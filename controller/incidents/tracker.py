@@ -205,7 +205,11 @@ class IncidentTracker:
         group = self._config.group(f.group)
         mount = incident.mount if incident else (group.mounts[0] if group else "")
         events = notices.failover_events(f, seen, target, self._approval, mount)
-        self._announced[f.id] = (len(f.steps), f.to_host)
+        if f.state.active:
+            self._announced[f.id] = (len(f.steps), f.to_host)
+        else:
+            # It moves no more: forget it (were it told again, its ids are known).
+            self._announced.pop(f.id, None)
         await self._announce(events, time.time())
 
     async def _announce(self, events: list[pb.Event], now: float) -> None:
