@@ -74,6 +74,15 @@ class GroupSettings:
         "manual", "manual: an SRE approves; auto: policy may approve", one_of("manual", "auto")
     )
     primary: str = setting("", "the initial primary (the controller owns it afterwards)")
+    display_name: str = setting(
+        "", "how customers know it on the status page ('cluster B'; default: the name)"
+    )
+    services: list[str] = setting(
+        [], "what customers use on it, named on the status page (['IMAP', 'POP', 'Webmail'])"
+    )
+    status_components: list[str] = setting(
+        [], "statuspage sinks: the page's component ids marked down while it is interrupted"
+    )
 
     def __post_init__(self) -> None:
         if not self.name:
@@ -140,7 +149,9 @@ class FailoverSettings:
     interval_seconds: float = setting(0.5, "seconds between coordinator passes", positive)
 
 
+# The one spelling of severities: config, webhook payloads, PagerDuty, Alertmanager.
 SEVERITIES = ("info", "warning", "error", "critical")
+SINK_KINDS = ("json", "pagerduty", "slack", "alertmanager", "statuspage")
 
 
 def is_http_url(value: str) -> bool:
@@ -149,6 +160,10 @@ def is_http_url(value: str) -> bool:
 
 def _url(value: str) -> str | None:
     return None if is_http_url(value) else f"{value!r} is not an http:// or https:// URL"
+
+
+def _optional_url(value: str) -> str | None:
+    return _url(value) if value else None
 
 
 def _kinds(value: list[str]) -> str | None:
@@ -168,7 +183,7 @@ SECRET_FILE_DOC = (
     "LoadCredential=); read at start, surrounding white space dropped"
 )
 # Each sink setting that may be a secret, and its twin naming a file that holds it.
-SECRET_KEYS = ("url", "secret", "routing_key")
+SECRET_KEYS = ("url", "secret", "previous_secret", "routing_key", "api_key")
 
 
 @dataclass(frozen=True)
@@ -176,28 +191,50 @@ class WebhookSettings:
     name: str = setting("", "the sink's name (in metrics, dead letters and hangwatchctl)", _name)
     kind: str = setting(
         "json",
-        "json: the event, HMAC-signed; pagerduty: Events API v2 trigger/resolve on "
-        "LOCKUP_CONFIRMED/LOCKUP_CLEARED; slack: a one-line text",
-        one_of("json", "pagerduty", "slack"),
+        "json: the event, signed (Standard Webhooks); pagerduty: Events API v2, one alert per "
+        "incident; slack: Block Kit message; alertmanager: alerts to /api/v2/alerts; "
+        "statuspage: the customer status page (Atlassian Statuspage incidents API)",
+        one_of(*SINK_KINDS),
     )
     url: str = setting(
-        "", "where to POST (PagerDuty: https://events.pagerduty.com/v2/enqueue)", _url
+        "",
+        "where to send: PagerDuty https://events.pagerduty.com/v2/enqueue; Alertmanager its "
+        "base URL (http://am:9093); Statuspage https://api.statuspage.io/v1/pages/PAGE_ID",
+        _url,
     )
     url_file: str = setting(
         "", "file holding the URL (a Slack webhook URL is a secret)" + SECRET_FILE_DOC, _secret_file
     )
-    secret: str = setting("", "json: HMAC-SHA256 key for the X-Hangwatch-Signature header")
+    secret: str = setting(
+        "", "json: the signing key (whsec_ and base64, or any text) of webhook-signature"
+    )
     secret_file: str = setting(
-        "", "json: file holding the HMAC key" + SECRET_FILE_DOC, _secret_file
+        "", "json: file holding the signing key" + SECRET_FILE_DOC, _secret_file
+    )
+    previous_secret: str = setting(
+        "", "json: during a key rotation, the old key: each delivery is signed with both"
+    )
+    previous_secret_file: str = setting(
+        "", "json: file holding the old key" + SECRET_FILE_DOC, _secret_file
     )
     routing_key: str = setting("", "pagerduty: the integration's routing key")
     routing_key_file: str = setting(
         "", "pagerduty: file holding the routing key" + SECRET_FILE_DOC, _secret_file
     )
+    api_key: str = setting("", "statuspage: the API key (sent as 'Authorization: OAuth KEY')")
+    api_key_file: str = setting(
+        "", "statuspage: file holding the API key" + SECRET_FILE_DOC, _secret_file
+    )
     min_severity: str = setting(
         "info", "send only events at least this severe", one_of(*SEVERITIES)
     )
     kinds: list[str] = setting([], "send only these event kinds (empty: all)", _kinds)
+    events: str = setting(
+        "",
+        "needs-people: only lockups, failovers waiting or failed, and restorations; all: "
+        "every event; default: needs-people for slack, all for the others",
+        one_of("", "needs-people", "all"),
+    )
     timeout_seconds: float = setting(10.0, "how long one HTTP request may take", positive)
     max_attempts: int = setting(
         8, "attempts before an event becomes a dead letter (4xx other than 429: one)", _at_least(1)
@@ -226,6 +263,12 @@ class WebhookSettings:
             raise SettingError(
                 "routing_key", "a pagerduty sink needs its routing key (or routing_key_file)"
             )
+        if self.kind == "statuspage" and not (self.api_key or self.api_key_file):
+            raise SettingError("api_key", "a statuspage sink needs api_key (or api_key_file)")
+        if (self.previous_secret or self.previous_secret_file) and not (
+            self.secret or self.secret_file
+        ):
+            raise SettingError("previous_secret", "is the old key beside secret: give secret too")
         if self.backoff_cap_seconds < self.backoff_base_seconds:
             raise SettingError("backoff_cap_seconds", "must not be below backoff_base_seconds")
 
@@ -424,6 +467,26 @@ class AuditSettings:
 
 
 @dataclass(frozen=True)
+class IncidentSettings:
+    failover_url: str = setting(
+        "",
+        "link to a failover in pages and alerts, {id} replaced by its id "
+        "(a runbook or console: 'https://ops.example/hangwatch/failovers/{id}')",
+        _optional_url,
+    )
+    incident_url: str = setting("", "link to an incident, {id} replaced by its id", _optional_url)
+    next_update_minutes: int = setting(
+        15, "the status page promises its next update within this many minutes", _at_least(1)
+    )
+
+    def failover_link(self, failover_id: str) -> str:
+        return self.failover_url.replace("{id}", failover_id)
+
+    def incident_link(self, incident_id: str) -> str:
+        return self.incident_url.replace("{id}", incident_id)
+
+
+@dataclass(frozen=True)
 class ControllerConfig:
     listen: str = setting(
         "127.0.0.1:7443", "address the gRPC API listens on", address_check(allow_port_zero=True)
@@ -439,6 +502,7 @@ class ControllerConfig:
     upgrades: UpgradeSettings = section(UpgradeSettings, "upgrade plans")
     audit: AuditSettings = section(AuditSettings, "the audit log's anchors")
     events: EventSettings = section(EventSettings, "event retention")
+    incidents: IncidentSettings = section(IncidentSettings, "incident pages and links")
     groups: list[GroupSettings] = setting([], "service groups ([[groups]] tables)")
     fencing: list[FenceSettings] = setting([], "fence devices per host ([[fencing]] tables)")
     webhooks: list[WebhookSettings] = setting([], "webhook sinks for events ([[webhooks]] tables)")
@@ -464,3 +528,6 @@ class ControllerConfig:
 
     def fence_for(self, host: str) -> FenceSettings | None:
         return next((f for f in self.fencing if f.host == host), None)
+
+    def group(self, name: str) -> GroupSettings | None:
+        return next((g for g in self.groups if g.name == name), None)

@@ -25,8 +25,10 @@ from controller.failover.commandhub import CommandHub
 from controller.failover.coordinator import Coordinator
 from controller.failover.ledger import Ledger, timeouts
 from controller.failover.snapshot import Snapshots
+from controller.incidents.tracker import IncidentTracker
 from controller.listening import EXCLUSIVE_PORT, listen
 from controller.metrics import ControllerCollector, IngestCounter, RpcTimer
+from controller.notify.announce import Announcer
 from controller.notify.eventbus import CursorBus
 from controller.notify.webhooks import Dispatcher
 from controller.store import retention
@@ -77,14 +79,17 @@ async def serve(config: ControllerConfig) -> None:
     advisories.load(await db.run(store.list_advisories))
     snapshots = Snapshots(store, db, config, advisories.lookup)
     ledger = Ledger(store, db, hub, timeouts(config))
-    coordinator = Coordinator(store, db, config, ledger, snapshots)
-    upgrades = UpgradeDriver(store, db, config, ledger, snapshots)
-    webhooks = Dispatcher(config, store, db, bus)
+    webhooks = Dispatcher(config, store, db, bus, advisories.lookup)
     ingest = IngestCounter()
 
     def stored(events: Sequence[pb.Event]) -> None:
         ingest.count(events)
         webhooks.offer(events)
+
+    incidents = IncidentTracker(store, db, config, Announcer(store, db, bus, stored))
+    ledger.listen(incidents.committed)
+    coordinator = Coordinator(store, db, config, ledger, snapshots, incidents)
+    upgrades = UpgradeDriver(store, db, config, ledger, snapshots)
 
     agent_grpc.add_AgentServiceServicer_to_server(
         AgentApi(store, db, bus, config, hub, coordinator, on_stored=stored), server
@@ -131,6 +136,7 @@ async def serve(config: ControllerConfig) -> None:
     publish(store.condition, health_servicer, ("", SERVICE_NAMES[0]), asyncio.get_running_loop())
     transport = "plaintext, loopback only" if server_tls is None else "mutual TLS"
     log.info("listening on %s:%d (%s)", address.host, port, transport)
+    announcing = asyncio.create_task(incidents.run(), name="incidents")
     coordinating = asyncio.create_task(coordinator.run(), name="coordinator")
     upgrading = asyncio.create_task(upgrades.run(), name="upgrades")
     pruning = asyncio.create_task(retention.run(store, db, config), name="event-retention")
@@ -154,6 +160,7 @@ async def serve(config: ControllerConfig) -> None:
     coordinating.cancel()
     upgrading.cancel()
     pruning.cancel()
+    announcing.cancel()
     notifier.stopping()
     watchdog.cancel()
     await health_servicer.enter_graceful_shutdown()

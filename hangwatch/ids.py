@@ -6,6 +6,7 @@ hosts, or on one host across reboots, do not collide and need no coordination.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import time
@@ -27,8 +28,17 @@ def is_kind(value: str) -> bool:
 
 def new_ulid(now: float | None = None) -> str:
     """A 26-character Crockford base32 ULID: 48 bits of milliseconds, 80 random bits."""
-    ms = int((time.time() if now is None else now) * 1000)
-    value = (ms << 80) | int.from_bytes(os.urandom(10), "big")
+    return _ulid(time.time() if now is None else now, os.urandom(10))
+
+
+def derived_ulid(at: float, name: str) -> str:
+    """A ULID of time `at` whose 80 other bits come from `name`: whoever derives it from
+    the same facts gets the same id (a record made again after a crash is the same)."""
+    return _ulid(at, hashlib.sha256(name.encode()).digest()[:10])
+
+
+def _ulid(at: float, tail: bytes) -> str:
+    value = (int(at * 1000) << 80) | int.from_bytes(tail, "big")
     chars = []
     for _ in range(26):
         chars.append(_ALPHABET[value & 31])

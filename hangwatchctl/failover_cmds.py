@@ -323,7 +323,7 @@ def _intact(result: admin_pb.VerifyAuditResponse) -> str:
 
 @click.group()
 def incident() -> None:
-    """Lockup incidents: their timelines, and status-page updates written from them."""
+    """Lockup incidents: their timelines, internal reports and customer status pages."""
 
 
 @incident.command("list")
@@ -344,9 +344,10 @@ def incident_list(ctx: click.Context, open_only: bool) -> None:
     "-o",
     "--output",
     "fmt",
-    type=click.Choice(["table", "json", "markdown"]),
+    type=click.Choice(["table", "json", "markdown", "status"]),
     default=None,
-    help="markdown: a status-page update for customers.",
+    help="markdown: the internal report; status: the customer status page (no host "
+    "names, paths or ids).",
 )
 @click.pass_context
 def incident_show(ctx: click.Context, incident_id: str, fmt: str | None) -> None:
@@ -354,9 +355,11 @@ def incident_show(ctx: click.Context, incident_id: str, fmt: str | None) -> None
     fmt = fmt or ("json" if render.wants_json(ctx) else "table")
     found = _target().call(
         "GetIncident",
-        admin_pb.GetIncidentRequest(id=incident_id, format="markdown" if fmt == "markdown" else ""),
+        admin_pb.GetIncidentRequest(
+            id=incident_id, format=fmt if fmt in ("markdown", "status") else ""
+        ),
     )
-    if fmt == "markdown":
+    if fmt in ("markdown", "status"):
         click.echo(found.rendered, nl=False)
     elif fmt == "json":
         render.print_json(found)

@@ -330,22 +330,31 @@ def incidents_table(incidents: Sequence[admin_pb.Incident]) -> str:
         [
             i.id,
             i.group,
-            i.host_id,
+            f"{i.host_id}:{i.mount}" if i.mount else i.host_id,
             when(i.started_at),
+            when(i.restored_at) if i.HasField("restored_at") else "-",
             when(i.ended_at) if i.HasField("ended_at") else "open",
         ]
         for i in incidents
     ]
-    return table(["ID", "GROUP", "HOST", "STARTED", "ENDED"], rows)
+    return table(["ID", "GROUP", "WHERE", "STARTED", "RESTORED", "CLOSED"], rows)
 
 
 def incident_detail(i: admin_pb.Incident) -> str:
     lines = [
         f"Incident:  {i.id}",
         f"Group:     {i.group}",
-        f"Host:      {i.host_id}",
-        f"Started:   {when(i.started_at)}",
-        f"Ended:     {when(i.ended_at) if i.HasField('ended_at') else 'open'}",
+        f"Where:     {i.host_id}:{i.mount}" if i.mount else f"Host:      {i.host_id}",
+        f"Status:    {i.status}",
+        f"Started:   {when(i.started_at)} (first signal)",
+        f"Restored:  {when(i.restored_at) if i.HasField('restored_at') else 'not yet'}",
+        f"Closed:    {when(i.ended_at) if i.HasField('ended_at') else 'open'}",
+    ]
+    if i.advisories:
+        lines.append(f"Advisories: {', '.join(i.advisories)}")
+    if i.related:
+        lines.append(f"Earlier incidents of the same advisory: {', '.join(i.related)}")
+    lines += [
         "Timeline:",
     ]
     rows = [[when(e.at), e.kind, e.text[:120]] for e in i.timeline]

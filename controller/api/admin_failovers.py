@@ -96,6 +96,7 @@ class FailoverAdmin:
             request.reason,
             request.force,
             Trigger.MANUAL,
+            audit_refusal=not request.dry_run,
         )
         if request.dry_run:
             msg = convert.failover(f)
@@ -129,14 +130,18 @@ class FailoverAdmin:
         reason: str,
         force: bool,
         trigger: Trigger,
+        *,
+        audit_refusal: bool = True,
     ) -> Failover:
+        """`audit_refusal`: False for a dry run, which asks and changes nothing."""
         state = await self._state()
         try:
             return switchover.plan_failover(
                 state, group_name, to_host, reason, force, trigger, who.name
             )
         except ProposalRefused as exc:
-            await self._audit_log.refused(who, "propose", group_name, exc)
+            if audit_refusal:
+                await self._audit_log.refused(who, "propose", group_name, exc)
             raise
 
     @unary

@@ -1,4 +1,5 @@
-"""AdminService methods for incidents: list them, show one as a timeline or a status page."""
+"""AdminService methods for incidents: list them, show one as a timeline, as the internal
+report, or as the customer status page."""
 
 from __future__ import annotations
 
@@ -6,33 +7,37 @@ import time
 
 from controller.api.rpc import Ctx, unary
 from controller.config import ControllerConfig
-from controller.incidents import report
+from controller.incidents import facts, report, statuspage
 from controller.store.dbthread import DbThread
 from controller.store.interface import IncidentRow, Store
+from controller.upgrades.advisories import AdvisoryBook
 from hangwatch import pbtime
 from hangwatch.errors import Invalid, NotFound
 from hangwatch.ids import is_ulid
 from hangwatch.v1 import admin_service_pb2 as admin_pb
 
-EVENTS_PER_HOST = 1000
-AUDIT_SCAN = 10_000
+FORMATS = ("", "markdown", "status")
 
 
 class IncidentAdmin:
     _store: Store
     _db: DbThread
     _config: ControllerConfig
+    _advisories: AdvisoryBook
 
     def _message(self, row: IncidentRow) -> admin_pb.Incident:
         msg = admin_pb.Incident(
             id=row.id,
             group=row.group,
             host_id=row.host_id,
+            mount=row.mount,
             started_at=pbtime.timestamp(row.started_at),
             open=row.ended_at is None,
         )
         if row.ended_at is not None:
             msg.ended_at.CopyFrom(pbtime.timestamp(row.ended_at))
+        if row.restored_at is not None:
+            msg.restored_at.CopyFrom(pbtime.timestamp(row.restored_at))
         return msg
 
     @unary
@@ -52,28 +57,31 @@ class IncidentAdmin:
     ) -> admin_pb.Incident:
         if not is_ulid(request.id):
             raise Invalid("id", f"{request.id[:40]!r} is not an incident id")
-        if request.format not in ("", "markdown"):
-            raise Invalid("format", f"{request.format[:20]!r}: use '' or 'markdown'")
+        if request.format not in FORMATS:
+            raise Invalid("format", f"{request.format[:20]!r}: use '', 'markdown' or 'status'")
         row = await self._db.run(self._store.get_incident, request.id)
         if row is None:
             raise NotFound(f"no incident {request.id}")
-        members = next(
-            (g.members for g in self._config.groups if g.name == row.group), [row.host_id]
+        now = time.time()
+        found = await self._db.run(
+            facts.gather, self._store, self._config, self._advisories.lookup, row, now
         )
-        entries = await self._db.run(self._timeline, row, members)
         msg = self._message(row)
-        for e in entries:
+        msg.advisories.extend(found.advisories)
+        msg.related.extend(r.id for r in found.related)
+        msg.status = found.stage
+        for e in found.entries:
             msg.timeline.add(at=pbtime.timestamp(e.at), kind=e.kind, text=e.text, ref=e.ref)
         if request.format == "markdown":
-            msg.rendered = report.markdown(row, entries, members, list(msg.advisories), time.time())
-        return msg
-
-    def _timeline(self, row: IncidentRow, members: list[str]) -> list[report.Entry]:
-        events = []
-        for host in members:
-            events += self._store.list_events(
-                admin_pb.EventFilter(host_id=host), 0, EVENTS_PER_HOST, newest_first=True
+            group = self._config.group(row.group)
+            members = list(group.members) if group else [row.host_id]
+            msg.rendered = report.markdown(
+                row, found.entries, members, found.advisories, found.related, now
             )
-        failovers = self._store.list_failovers(row.group)
-        audit = self._store.list_audit(0, AUDIT_SCAN)
-        return report.timeline(row, events, failovers, audit)
+        elif request.format == "status":
+            msg.rendered = statuspage.page(
+                facts.story(found),
+                facts.audience(self._config, row.group),
+                self._config.incidents.next_update_minutes,
+            )
+        return msg

@@ -90,6 +90,8 @@ def event(ev: pb.Event, field: str, host: str) -> None:
     if not is_kind(ev.kind):
         raise Invalid(f"{field}.kind", f"{ev.kind[:80]!r} is not UPPER_SNAKE_CASE (max 64)")
     enum_value(ev.severity, pb.Severity, f"{field}.severity")
+    if ev.HasField("notice"):
+        raise Invalid(f"{field}.notice", "is the controller's to set (its own events only)")
     if not ev.HasField("occurred_at"):
         raise Invalid(f"{field}.occurred_at", "is required")
     text(ev.summary, f"{field}.summary", 1024)

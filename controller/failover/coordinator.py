@@ -22,6 +22,7 @@ from controller.failover.ledger import Ledger
 from controller.failover.machine import Failover, RunFence
 from controller.failover.model import ClusterState, FailoverState
 from controller.failover.snapshot import Snapshots
+from controller.incidents.tracker import IncidentTracker
 from controller.store.dbthread import DbThread
 from controller.store.interface import Store
 from hangwatch.errors import GroupBusy, StaleFailover, StoreFull
@@ -39,17 +40,19 @@ class Coordinator:
         config: ControllerConfig,
         ledger: Ledger,
         snapshots: Snapshots,
+        incidents: IncidentTracker,
     ) -> None:
         self._store = store
         self._db = db
         self._config = config
         self._ledger = ledger
         self._snapshots = snapshots
+        self._incidents = incidents
         self._wake = asyncio.Event()
         self._fencing: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._lock = asyncio.Lock()
-        ledger.listen(self.wake)
+        ledger.listen(lambda _: self.wake())
 
     def wake(self) -> None:
         """Something changed (a command result, an approval): run a pass now."""
@@ -83,18 +86,12 @@ class Coordinator:
                     await self._propose(decision, state)
                 elif isinstance(decision, engine.Preempt):
                     await self._preempt(decision, state.now)
-            await self._db.run(self.close_served_incidents, state)
+            await self._incidents.review(state)
 
     async def _propose(self, p: engine.Proposal, state: ClusterState) -> None:
         now = state.now
-        incident = await self._db.run(self._store.open_incident_for, p.group)
-        if incident is None:
-            incident_id = new_ulid(now)
-            await self._db.run(
-                self._store.open_incident, incident_id, p.group, p.from_host, now, p.reason
-            )
-        else:
-            incident_id = incident.id
+        group = next(g for g in state.groups if g.name == p.group)
+        incident_id = await self._incidents.open(group, state.hosts.get(p.from_host), p.reason, now)
         f = machine.propose(
             new_ulid(now),
             p.group,
@@ -197,18 +194,3 @@ class Coordinator:
         finally:
             self._fencing.discard(f.id)
         self.wake()
-
-    def close_served_incidents(self, state: ClusterState) -> None:
-        """An incident ends once its group is served by a healthy primary (store thread)."""
-        busy = {f.group for f in state.failovers if f.state.active}
-        for group in state.groups:
-            if group.name in busy:
-                continue
-            primary = state.hosts.get(group.primary)
-            if primary is None or primary.liveness != "HEALTHY":
-                continue
-            watched = [primary.mounts[m] for m in group.mounts if m in primary.mounts]
-            if watched and all(health == "OK" for health in watched):
-                incident = self._store.open_incident_for(group.name)
-                if incident is not None:
-                    self._store.close_incident(incident.id, state.now)

@@ -62,10 +62,11 @@ class Ledger:
         self._hub = hub
         self._audit_log = AuditLog(store, db)
         self.timeouts = timeouts
-        self._listeners: list[Callable[[], None]] = []
+        self._listeners: list[Callable[[Failover], None]] = []
 
-    def listen(self, listener: Callable[[], None]) -> None:
-        """Calls `listener` after every committed change (the coordinator's wake-up)."""
+    def listen(self, listener: Callable[[Failover], None]) -> None:
+        """Calls `listener` with the record after every committed change (the coordinator's
+        wake-up, the failover events); it must not block."""
         self._listeners.append(listener)
 
     async def load(self, failover_id: str) -> Failover:
@@ -227,7 +228,7 @@ class Ledger:
         for host, command in commands:
             self._hub.push(host, [command])
         for listener in self._listeners:
-            listener()
+            listener(f)
 
     def _command(self, f: Failover, send: SendCommand) -> pb.Command:
         timeout = self.timeouts.demote if send.action == "demote" else self.timeouts.promote

@@ -1,11 +1,10 @@
-"""Incident timelines and the status-page update written from them (pure).
+"""An incident's timeline and its internal report (pure).
 
-An incident is one lockup on one group, from its first signal to the group being
-served by a healthy primary again. Its timeline is assembled from what the
-controller recorded anyway: the lockup events of the group's hosts, the failover
-steps, and the people's decisions in the audit log. The markdown rendering reads
-like a status-page update for customers: what was affected, when, for how long,
-and what happened in order, from facts only.
+The timeline is assembled from what the controller recorded anyway, keeping only what
+belongs to the incident (`controller.incidents.window`): its hosts' lockup events in
+its window, its failovers' steps, and people's decisions about them in the audit log.
+The internal report names everything (hosts, mounts, ids, who did what) for the
+people who handled it; the customer's page is `controller.incidents.statuspage`.
 """
 
 from __future__ import annotations
@@ -20,7 +19,7 @@ from controller.store.interface import IncidentRow
 from hangwatch import pbtime
 from hangwatch.v1 import types_pb2 as pb
 
-# Event kinds worth a line in a timeline, with the plain words for them.
+# Event kinds with plain words; others are shown by kind.
 EVENT_WORDS = {
     "LOCKUP_SUSPECTED": "storage on {host} started to stall",
     "LOCKUP_CONFIRMED": "storage on {host} stopped responding (lockup confirmed)",
@@ -58,21 +57,18 @@ def timeline(
     failovers: Iterable[Failover],
     audit: Iterable[AuditRow],
 ) -> list[Entry]:
-    """The incident's entries in time order, from the records that fall in its span."""
-    end = incident.ended_at if incident.ended_at is not None else float("inf")
-    entries = []
+    """In time order: the events, failover steps and decisions given (already the
+    incident's own: see `window`), and its own start, restoration and close."""
+    entries = [Entry(incident.started_at, "INCIDENT_STARTED", "first signal", incident.id)]
     for e in events:
-        at = pbtime.seconds(e.occurred_at)
-        words = EVENT_WORDS.get(e.kind)
-        if words and incident.started_at - 600 <= at <= end:
-            entries.append(Entry(at, e.kind, words.format(host=e.host_id) + f": {e.summary}", e.id))
+        words = EVENT_WORDS.get(e.kind, e.kind.lower().replace("_", " ") + " on {host}")
+        where = words.format(host=e.host_id) + (f" ({e.mount})" if e.mount else "")
+        entries.append(Entry(pbtime.seconds(e.occurred_at), e.kind, f"{where}: {e.summary}", e.id))
     ids = set()
     for f in failovers:
-        if f.incident_id != incident.id:
-            continue
         ids.add(f.id)
         for step in f.steps:
-            text = STEP_WORDS[step.state.value].format(src=f.from_host, dst=f.to_host)
+            text = STEP_WORDS[step.state.value].format(src=f.from_host, dst=f.to_host or "?")
             entries.append(
                 Entry(
                     step.at,
@@ -91,18 +87,24 @@ def timeline(
                     str(row.seq),
                 )
             )
+    if incident.restored_at is not None:
+        entries.append(
+            Entry(incident.restored_at, "SERVICE_RESTORED", "service restored", incident.id)
+        )
+    if incident.ended_at is not None:
+        entries.append(Entry(incident.ended_at, "INCIDENT_CLOSED", "incident closed", incident.id))
     return sorted(entries, key=lambda x: x.at)
 
 
-def _utc(at: float) -> str:
+def utc(at: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(at))
 
 
-def _duration(seconds: float) -> str:
-    minutes = round(seconds / 60)
-    if minutes < 1:
+def duration(seconds: float) -> str:
+    """Like a person writes it: seconds under a minute, else hours and minutes."""
+    if seconds < 60:
         return f"{int(seconds)} s"
-    hours, minutes = divmod(minutes, 60)
+    hours, minutes = divmod(round(seconds / 60), 60)
     return f"{hours} h {minutes} min" if hours else f"{minutes} min"
 
 
@@ -111,44 +113,40 @@ def markdown(
     entries: Sequence[Entry],
     members: Sequence[str],
     advisories: Sequence[str],
+    related: Sequence[IncidentRow],
     now: float,
 ) -> str:
-    """A status-page update for the incident, like the ones SREs post by hand."""
-    resolved = incident.ended_at is not None
-    end = incident.ended_at if incident.ended_at is not None else now
+    """The internal report: every name, id and decision, for the people who handled it."""
+    end = incident.restored_at if incident.restored_at is not None else now
+    state = "closed" if incident.ended_at is not None else "open"
     lines = [
-        f"# Service interruption: {incident.group}",
+        f"# Incident {incident.id}: {incident.group}",
         "",
-        f"**Status:** {'Resolved' if resolved else 'Investigating'}  ",
-        f"**Affected service:** {incident.group} (hosts {', '.join(members)})  ",
-        f"**Incident start:** {_utc(incident.started_at)}  ",
-        f"**Incident end:** {_utc(end) if resolved else 'ongoing'}  ",
-        f"**Total duration:** {_duration(end - incident.started_at)}"
-        + ("" if resolved else " so far")
-        + "  ",
-        f"**Incident ID:** {incident.id}",
+        f"- **State:** {state}",
+        f"- **Group:** {incident.group} (members {', '.join(members)})",
+        f"- **Where:** {incident.host_id}:{incident.mount or '?'}"
+        + (f" ({incident.fs_type}, kernel {incident.kernel})" if incident.kernel else ""),
+        f"- **Cause:** {incident.summary}",
+        f"- **First signal:** {utc(incident.started_at)}",
+        "- **Service restored:** "
+        + (utc(incident.restored_at) if incident.restored_at is not None else "not yet"),
+        f"- **Closed:** {utc(incident.ended_at) if incident.ended_at is not None else 'open'}",
+        f"- **Customer-visible duration:** {duration(end - incident.started_at)}"
+        + ("" if incident.restored_at is not None else " so far"),
         "",
-        "## Summary",
-        "",
-        f"{incident.summary}. "
-        + (
-            "Service was restored and is running normally."
-            if resolved
-            else "We are working to restore service."
-        ),
-        "",
-        "## What happened",
+        "## Timeline",
         "",
     ]
-    lines += [
-        f"- {time.strftime('%H:%M:%S', time.gmtime(e.at))} UTC: {e.text}" for e in entries
-    ] or ["- (no recorded steps yet)"]
+    lines += [f"- {utc(e.at)}: {e.kind}: {e.text}" for e in entries]
     if advisories:
         lines += [
             "",
             "## Known issue",
             "",
-            f"The affected host runs a version covered by {', '.join(advisories)}; "
-            "hosts still on that version are kept out of failover until upgraded.",
+            f"{incident.host_id} ran a version covered by {', '.join(advisories)}; hosts on "
+            "that version are kept out of failover until upgraded.",
         ]
+        if related:
+            lines.append("Earlier incidents of the same advisory:")
+            lines += [f"- {r.id} on {r.group} ({r.host_id}), {utc(r.started_at)}" for r in related]
     return "\n".join(lines) + "\n"

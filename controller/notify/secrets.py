@@ -23,8 +23,10 @@ CREDENTIALS_ENV = "CREDENTIALS_DIRECTORY"
 @dataclass(frozen=True)
 class SinkSecrets:
     url: str
-    secret: bytes
+    # The signing keys in force: the current one, then the old one during a rotation.
+    secrets: tuple[bytes, ...]
     routing_key: str
+    api_key: str
 
 
 def secret_path(key: str, value: str, environ: Mapping[str, str]) -> Path:
@@ -62,7 +64,8 @@ def _text(key: str, value: str, environ: Mapping[str, str]) -> str:
 def sink_secrets(
     settings: WebhookSettings, prefix: str, environ: Mapping[str, str] = os.environ
 ) -> SinkSecrets:
-    """The sink's URL, HMAC key and routing key; `prefix` ("webhooks[2].") names its table."""
+    """The sink's URL, signing keys, routing key and API key; `prefix` ("webhooks[2].")
+    names its table."""
     url = settings.url
     if settings.url_file:
         key = f"{prefix}url_file"
@@ -71,13 +74,19 @@ def sink_secrets(
             # The URL itself may be the secret: never shown.
             path = secret_path(key, settings.url_file, environ)
             raise ConfigError(f"key '{key}': {path} does not hold an http:// or https:// URL")
-    secret = settings.secret.encode()
-    if settings.secret_file:
-        secret = read_secret(f"{prefix}secret_file", settings.secret_file, environ)
+    secrets = []
+    for key in ("secret", "previous_secret"):
+        value, file = getattr(settings, key), getattr(settings, f"{key}_file")
+        secret = read_secret(f"{prefix}{key}_file", file, environ) if file else value.encode()
+        if secret:
+            secrets.append(secret)
     routing_key = settings.routing_key
     if settings.routing_key_file:
         routing_key = _text(f"{prefix}routing_key_file", settings.routing_key_file, environ)
-    return SinkSecrets(url, secret, routing_key)
+    api_key = settings.api_key
+    if settings.api_key_file:
+        api_key = _text(f"{prefix}api_key_file", settings.api_key_file, environ)
+    return SinkSecrets(url, tuple(secrets), routing_key, api_key)
 
 
 def load_sink_secrets(

@@ -5,7 +5,8 @@ pushes onto every sink's bounded in-memory queue (or drops it there when the que
 is full). The store stays the truth: each worker keeps its sink's cursor in SQLite
 and, whenever its queue does not continue exactly from that cursor (a full queue,
 a restart, events handed over out of order), it reads on from the event log.
-Delivery is at least once; the `Idempotency-Key` header lets receivers drop repeats.
+Delivery is at least once; the `Idempotency-Key` header (and, signed, `webhook-id`)
+lets receivers drop repeats. What each sink kind is sent is `controller.notify.requests`'.
 """
 
 from __future__ import annotations
@@ -32,17 +33,10 @@ from tenacity import (
 from tenacity.wait import wait_base
 
 from controller.config import ControllerConfig, WebhookSettings
+from controller.incidents.facts import AdvisoryLookup
 from controller.notify.eventbus import CursorBus
-from controller.notify.payloads import (
-    SEVERITY_VALUE,
-    Payload,
-    json_payload,
-    mount_key,
-    pagerduty_action,
-    pagerduty_payload,
-    retryable,
-    slack_payload,
-)
+from controller.notify.payloads import SEVERITY_VALUE, Payload, retryable, signed
+from controller.notify.requests import SinkRequests
 from controller.notify.secrets import SinkSecrets, load_sink_secrets
 from controller.store.dbthread import DbThread
 from controller.store.interface import DeadLetterRow, Store
@@ -56,6 +50,8 @@ STORE_BATCH = 500
 # An idle worker looks at the store this often even without a wake-up.
 RECHECK_SECONDS = 1.0
 ERROR_MAX = 1000
+# Of an answer's body, only this much is read (an id a create answered with).
+MAX_ANSWER = 1 << 20
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
@@ -68,13 +64,18 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
 _OPENER = urllib.request.build_opener(_NoRedirect())
 
 
-def post(url: str, payload: Payload, timeout: float) -> None:
-    """One blocking POST (run in a thread); raises DeliveryRefused or DeliveryRetryable
-    unless 2xx."""
-    request = urllib.request.Request(url, data=payload.body, headers=payload.headers)
+def post(url: str, payload: Payload, timeout: float) -> bytes:
+    """One blocking request (run in a thread) to `url` + the payload's path; returns the
+    answer's body, or raises DeliveryRefused or DeliveryRetryable unless 2xx."""
+    request = urllib.request.Request(
+        url.rstrip("/") + payload.path if payload.path else url,
+        data=payload.body,
+        headers=payload.headers,
+        method=payload.method,
+    )
     try:
         with _OPENER.open(request, timeout=timeout) as response:
-            response.read()
+            return bytes(response.read(MAX_ANSWER))
     except urllib.error.HTTPError as exc:
         text = exc.read(200).decode("utf-8", "replace").strip()
         detail = f"HTTP {exc.code} {exc.reason}" + (f": {text}" if text else "")
@@ -100,13 +101,6 @@ class Outcome:
     error: str = ""
 
 
-def group_of(config: ControllerConfig, host_id: str, mount: str) -> str:
-    """The group a host's mount serves (or, failing that, any group of the host)."""
-    member = [g for g in config.groups if host_id in g.members]
-    exact = [g for g in member if mount in g.mounts]
-    return (exact or member)[0].name if member else ""
-
-
 class SinkWorker:
     def __init__(
         self,
@@ -115,17 +109,16 @@ class SinkWorker:
         store: Store,
         db: DbThread,
         bus: CursorBus,
-        config: ControllerConfig,
+        requests: SinkRequests,
     ) -> None:
         self.settings = settings
         self.name = settings.name
         self._secrets = secrets
         self._min_severity = SEVERITY_VALUE[settings.min_severity]
-        self._kinds = frozenset(settings.kinds)
+        self._requests = requests
         self._store = store
         self._db = db
         self._bus = bus
-        self._config = config
         self._queue: list[tuple[int, str, pb.Event]] = []
         self._woken = asyncio.Event()
         self._requeued = True  # dead letters requeued before a restart are resent too
@@ -156,11 +149,7 @@ class SinkWorker:
         self._woken.set()
 
     def wants(self, event: pb.Event) -> bool:
-        if event.severity < self._min_severity:
-            return False
-        if self._kinds and event.kind not in self._kinds:
-            return False
-        return self.settings.kind != "pagerduty" or pagerduty_action(event) is not None
+        return event.severity >= self._min_severity and self._requests.selected(event)
 
     async def run(self) -> None:
         self.cursor = self._saved = await self._db.run(self._store.start_webhook, self.name)
@@ -206,8 +195,9 @@ class SinkWorker:
         )
 
     async def _handle(self, event: pb.Event) -> None:
-        if self.wants(event):
-            outcome = await self._send(event)
+        payload = await self._request(event) if self.wants(event) else None
+        if payload is not None:
+            outcome = await self._send(event, payload)
             if outcome.delivered:
                 await self._db.run(self._store.set_webhook_cursor, self.name, event.cursor)
             else:
@@ -227,7 +217,10 @@ class SinkWorker:
         found = await self._db.run(
             self._store.list_events, admin_pb.EventFilter(), letter.cursor - 1, 1
         )
-        outcome = await self._send(found[0])
+        payload = await self._request(found[0])
+        outcome = (
+            await self._send(found[0], payload) if payload else Outcome(True, 0, "nothing to send")
+        )
         await self._db.run(
             self._store.settle_dead_letter,
             letter.id,
@@ -244,15 +237,18 @@ class SinkWorker:
             "delivered" if outcome.delivered else f"failed again: {outcome.error}",
         )
 
-    async def _send(self, event: pb.Event) -> Outcome:
+    async def _request(self, event: pb.Event) -> Payload | None:
+        return await self._db.run(self._requests.request, event, time.time())
+
+    async def _send(self, event: pb.Event, payload: Payload) -> Outcome:
         """Every attempt at one event; a dead letter is the caller's to write."""
-        payload = await self._payload(event)
         attempts = 0
+        answer = b""
         try:
             async for attempt in self._retrying(event):
                 with attempt:
                     attempts = attempt.retry_state.attempt_number
-                    await self._post(payload)
+                    answer = await self._post(event, payload)
         except (DeliveryRefused, DeliveryRetryable) as exc:
             error = str(exc)[:ERROR_MAX]
             self.dead_letters += 1
@@ -265,7 +261,7 @@ class SinkWorker:
             )
             return Outcome(False, attempts, error)
         self.delivered += 1
-        await self._delivered(event)
+        await self._db.run(self._requests.delivered, event, payload, answer)
         return Outcome(True, attempts)
 
     def _retrying(self, event: pb.Event) -> AsyncRetrying:
@@ -290,52 +286,42 @@ class SinkWorker:
             reraise=True,
         )
 
-    async def _post(self, payload: Payload) -> None:
-        """One attempt, its failure counted as it happens (the metrics read the count)."""
+    async def _post(self, event: pb.Event, payload: Payload) -> bytes:
+        """One attempt (signed now, for a signed sink), its failure counted as it happens
+        (the metrics read the count)."""
         s = self.settings
+        if self._secrets.secrets:
+            payload = signed(payload, event.id, self._secrets.secrets, time.time())
         try:
-            await asyncio.to_thread(post, self._secrets.url, payload, s.timeout_seconds)
+            return await asyncio.to_thread(post, self._secrets.url, payload, s.timeout_seconds)
         except (DeliveryRefused, DeliveryRetryable):
             self.failures += 1
             raise
-
-    async def _payload(self, event: pb.Event) -> Payload:
-        s = self.settings
-        if s.kind == "json":
-            return json_payload(event, self._secrets.secret)
-        if s.kind == "slack":
-            return slack_payload(event)
-        action = pagerduty_action(event)
-        assert action is not None  # wants() let only triggers and resolves through
-        group = group_of(self._config, event.host_id, event.mount)
-        if action == "trigger":
-            incident = await self._db.run(self._store.open_incident_for, group) if group else None
-            key = incident.id if incident else mount_key(event)
-            await self._db.run(
-                self._store.set_alert_key, self.name, event.host_id, event.mount, key
-            )
-        else:
-            known = await self._db.run(self._store.alert_key, self.name, event.host_id, event.mount)
-            key = known or mount_key(event)
-        return pagerduty_payload(event, self._secrets.routing_key, action, key, group)
-
-    async def _delivered(self, event: pb.Event) -> None:
-        if self.settings.kind == "pagerduty" and pagerduty_action(event) == "resolve":
-            await self._db.run(
-                self._store.set_alert_key, self.name, event.host_id, event.mount, None
-            )
 
 
 class Dispatcher:
     """All sinks of the controller; ingest's one entry point is `offer`."""
 
     def __init__(
-        self, config: ControllerConfig, store: Store, db: DbThread, bus: CursorBus
+        self,
+        config: ControllerConfig,
+        store: Store,
+        db: DbThread,
+        bus: CursorBus,
+        advisories: AdvisoryLookup,
     ) -> None:
         # The command line checked these files already, before anything was opened.
         secrets = load_sink_secrets(config)
         self.workers = {
-            s.name: SinkWorker(s, secrets[s.name], store, db, bus, config) for s in config.webhooks
+            s.name: SinkWorker(
+                s,
+                secrets[s.name],
+                store,
+                db,
+                bus,
+                SinkRequests(s, secrets[s.name], store, config, advisories),
+            )
+            for s in config.webhooks
         }
         self._tasks: list[asyncio.Task[None]] = []
 

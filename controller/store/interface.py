@@ -19,6 +19,9 @@ from hangwatch.v1 import admin_service_pb2 as admin_pb
 from hangwatch.v1 import agent_service_pb2 as agent_pb
 from hangwatch.v1 import types_pb2 as pb
 
+# The kinds of a lockup's health transitions (lockup_signals reads them).
+LOCKUP_KINDS = ("LOCKUP_SUSPECTED", "LOCKUP_CONFIRMED", "LOCKUP_RECOVERING", "LOCKUP_CLEARED")
+
 
 @dataclass(frozen=True)
 class HostRecord:
@@ -83,9 +86,16 @@ class IncidentRow:
     id: str
     group: str
     host_id: str
+    # The first signal of the lockup that opened it: what customers saw, not the proposal.
     started_at: float
+    # Closed: the group is served by a healthy primary and no failover of it is open.
     ended_at: float | None
     summary: str
+    mount: str = ""
+    kernel: str = ""
+    fs_type: str = ""
+    # Served again (a promote done, or the lockup cleared): the end of what customers saw.
+    restored_at: float | None = None
 
 
 @dataclass(frozen=True)
@@ -206,10 +216,27 @@ class Store(Protocol):
 
     # Incidents.
     def open_incident(
-        self, incident_id: str, group: str, host_id: str, at: float, summary: str
+        self,
+        incident_id: str,
+        group: str,
+        host_id: str,
+        at: float,
+        summary: str,
+        mount: str = "",
+        kernel: str = "",
+        fs_type: str = "",
     ) -> None: ...
 
+    def restore_incident(self, incident_id: str, at: float) -> None:
+        """Records when service came back (once; a later call changes nothing)."""
+
     def close_incident(self, incident_id: str, at: float) -> None: ...
+
+    def lockup_signals(
+        self, host_id: str, mount: str, before_cursor: int, limit: int
+    ) -> list[pb.Event]:
+        """The host's LOCKUP_* events on `mount` before `before_cursor` (0: all), newest
+        first: where the lockup that ends in a confirmation began."""
 
     def open_incident_for(self, group: str) -> IncidentRow | None: ...
 
@@ -241,6 +268,11 @@ class Store(Protocol):
     def alert_key(self, sink: str, host_id: str, mount: str) -> str | None: ...
 
     def set_alert_key(self, sink: str, host_id: str, mount: str, key: str | None) -> None: ...
+
+    def remote_id(self, sink: str, key: str) -> str | None:
+        """The id the sink's receiver gave to what it created for `key`."""
+
+    def set_remote_id(self, sink: str, key: str, remote_id: str) -> None: ...
 
     # Advisories and upgrade plans.
     def add_advisory(self, row: AdvisoryRow) -> bool:

@@ -1507,12 +1507,22 @@ class Incident(_message.Message):
     TIMELINE_FIELD_NUMBER: _builtins.int
     ADVISORIES_FIELD_NUMBER: _builtins.int
     RENDERED_FIELD_NUMBER: _builtins.int
+    RESTORED_AT_FIELD_NUMBER: _builtins.int
+    MOUNT_FIELD_NUMBER: _builtins.int
+    RELATED_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     group: _builtins.str
     host_id: _builtins.str
     open: _builtins.bool
     rendered: _builtins.str
-    """Rendered status-page text when asked for (format = "markdown")."""
+    """Rendered text when asked for: the internal report (format = "markdown")
+    or the customer status page (format = "status").
+    """
+    mount: _builtins.str
+    """The group mount on host_id whose lockup opened it."""
+    status: _builtins.str
+    """Where the status page stands: investigating, identified, monitoring, resolved."""
     @_builtins.property
     def started_at(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -1524,6 +1534,14 @@ class Incident(_message.Message):
     @_builtins.property
     def advisories(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Advisories the affected host matched."""
+
+    @_builtins.property
+    def restored_at(self) -> _timestamp_pb2.Timestamp:
+        """When customers were served again (a promote done, or the lockup cleared)."""
+
+    @_builtins.property
+    def related(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Earlier incidents on hosts at risk from the same advisories."""
 
     def __init__(
         self,
@@ -1537,10 +1555,14 @@ class Incident(_message.Message):
         timeline: _abc.Iterable[Global___IncidentEntry] | None = ...,
         advisories: _abc.Iterable[_builtins.str] | None = ...,
         rendered: _builtins.str = ...,
+        restored_at: _timestamp_pb2.Timestamp | None = ...,
+        mount: _builtins.str = ...,
+        related: _abc.Iterable[_builtins.str] | None = ...,
+        status: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["ended_at", b"ended_at", "started_at", b"started_at"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["ended_at", b"ended_at", "restored_at", b"restored_at", "started_at", b"started_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["advisories", b"advisories", "ended_at", b"ended_at", "group", b"group", "host_id", b"host_id", "id", b"id", "open", b"open", "rendered", b"rendered", "started_at", b"started_at", "timeline", b"timeline"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["advisories", b"advisories", "ended_at", b"ended_at", "group", b"group", "host_id", b"host_id", "id", b"id", "mount", b"mount", "open", b"open", "related", b"related", "rendered", b"rendered", "restored_at", b"restored_at", "started_at", b"started_at", "status", b"status", "timeline", b"timeline"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1596,7 +1618,9 @@ class GetIncidentRequest(_message.Message):
     FORMAT_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     format: _builtins.str
-    """"" or "markdown" """
+    """"": the timeline; "markdown": the internal report; "status": the customer
+    status page (no host names, paths or ids).
+    """
     def __init__(
         self,
         *,

@@ -465,6 +465,7 @@ class Event(_message.Message):
     CURSOR_FIELD_NUMBER: _builtins.int
     RECEIVED_AT_FIELD_NUMBER: _builtins.int
     GROUPS_FIELD_NUMBER: _builtins.int
+    NOTICE_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Assigned by the agent: time-ordered, unique across hosts and reboots
     (26-character ULID). The controller stores each id once.
@@ -494,6 +495,12 @@ class Event(_message.Message):
     def groups(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Set by the controller: groups this host's mount belongs to."""
 
+    @_builtins.property
+    def notice(self) -> Global___Notice:
+        """Set on the events the controller makes itself (kinds FAILOVER_* and
+        INCIDENT_*, SERVICE_RESTORED): what a person must know or do.
+        """
+
     def __init__(
         self,
         *,
@@ -510,14 +517,83 @@ class Event(_message.Message):
         cursor: _builtins.int = ...,
         received_at: _timestamp_pb2.Timestamp | None = ...,
         groups: _abc.Iterable[_builtins.str] | None = ...,
+        notice: Global___Notice | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["evidence", b"evidence", "occurred_at", b"occurred_at", "received_at", b"received_at"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["evidence", b"evidence", "notice", b"notice", "occurred_at", b"occurred_at", "received_at", b"received_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cursor", b"cursor", "evidence", b"evidence", "groups", b"groups", "host_id", b"host_id", "host_seq", b"host_seq", "id", b"id", "kind", b"kind", "mount", b"mount", "occurred_at", b"occurred_at", "received_at", b"received_at", "severity", b"severity", "state", b"state", "summary", b"summary"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cursor", b"cursor", "evidence", b"evidence", "groups", b"groups", "host_id", b"host_id", "host_seq", b"host_seq", "id", b"id", "kind", b"kind", "mount", b"mount", "notice", b"notice", "occurred_at", b"occurred_at", "received_at", b"received_at", "severity", b"severity", "state", b"state", "summary", b"summary"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Event: _TypeAlias = Event  # noqa: Y015
+
+@_typing.final
+class Notice(_message.Message):
+    """What the controller tells people about a failover or an incident. Its events
+    carry the old primary as host_id and the incident's mount as mount.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    GROUP_FIELD_NUMBER: _builtins.int
+    INCIDENT_ID_FIELD_NUMBER: _builtins.int
+    FAILOVER_ID_FIELD_NUMBER: _builtins.int
+    FROM_HOST_FIELD_NUMBER: _builtins.int
+    TO_HOST_FIELD_NUMBER: _builtins.int
+    NEEDS_APPROVAL_FIELD_NUMBER: _builtins.int
+    APPROVER_ROLE_FIELD_NUMBER: _builtins.int
+    TWO_PERSON_RULE_FIELD_NUMBER: _builtins.int
+    PROPOSED_BY_FIELD_NUMBER: _builtins.int
+    ACTOR_FIELD_NUMBER: _builtins.int
+    NEXT_STEP_FIELD_NUMBER: _builtins.int
+    ADVISORIES_FIELD_NUMBER: _builtins.int
+    PLANNED_FIELD_NUMBER: _builtins.int
+    group: _builtins.str
+    incident_id: _builtins.str
+    failover_id: _builtins.str
+    """"" for incident events without a failover"""
+    from_host: _builtins.str
+    to_host: _builtins.str
+    needs_approval: _builtins.bool
+    """True while a failover waits for a person's approval."""
+    approver_role: _builtins.str
+    """Who may approve: the role, and whether the approver must not be the proposer."""
+    two_person_rule: _builtins.bool
+    proposed_by: _builtins.str
+    actor: _builtins.str
+    """Who made the step this event is about ("hangwatch" for the controller)."""
+    next_step: _builtins.str
+    """One line on what a person does next ("" when nothing is asked)."""
+    planned: _builtins.bool
+    """A planned move (a switchover, an upgrade's drain): nobody needs paging."""
+    @_builtins.property
+    def advisories(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Advisories the old primary is at risk from."""
+
+    def __init__(
+        self,
+        *,
+        group: _builtins.str = ...,
+        incident_id: _builtins.str = ...,
+        failover_id: _builtins.str = ...,
+        from_host: _builtins.str = ...,
+        to_host: _builtins.str = ...,
+        needs_approval: _builtins.bool = ...,
+        approver_role: _builtins.str = ...,
+        two_person_rule: _builtins.bool = ...,
+        proposed_by: _builtins.str = ...,
+        actor: _builtins.str = ...,
+        next_step: _builtins.str = ...,
+        advisories: _abc.Iterable[_builtins.str] | None = ...,
+        planned: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "advisories", b"advisories", "approver_role", b"approver_role", "failover_id", b"failover_id", "from_host", b"from_host", "group", b"group", "incident_id", b"incident_id", "needs_approval", b"needs_approval", "next_step", b"next_step", "planned", b"planned", "proposed_by", b"proposed_by", "to_host", b"to_host", "two_person_rule", b"two_person_rule"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Notice: _TypeAlias = Notice  # noqa: Y015
 
 @_typing.final
 class Command(_message.Message):

@@ -46,9 +46,15 @@ def test_advisory_keeps_failovers_off_at_risk_hosts(cluster, tmp_path):
         fs_type = admin.hosts()["h3"].mounts[0].fs_type  # whatever holds the tmp dir
         ctl_json(cluster, "advisory", "add", "ADV-2", "--kernel", f"={NEW}", "--fs", fs_type)
         wait_for(lambda: admin.hosts()["h3"].advisories == ["ADV-2"], 10, "h3 at risk")
+        # A dry run asks and changes nothing: it is not audited as a refused proposal.
+        asked = cluster.ctl("failover", "propose", "mail", "--reason", "what if", "--dry-run")
+        assert asked.returncode == 1 and "h2: at risk: ADV-1" in asked.stderr
         refused = cluster.ctl("failover", "propose", "mail", "--reason", "drill")
         assert refused.returncode == 1
         assert "h2: at risk: ADV-1" in refused.stderr and "h3: at risk: ADV-2" in refused.stderr
+        proposals = [e for e in ctl_json(cluster, "audit")["entries"] if e["action"] == "propose"]
+        assert [e["detail"].startswith("refused:") for e in proposals] == [True]
+        assert "ADV-1" in proposals[0]["detail"]
 
         # --force goes through, and the audit log says what was overridden.
         forced = ctl_json(

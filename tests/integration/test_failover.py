@@ -107,7 +107,7 @@ def test_freeze_proposal_approval_demote_promote(cluster, tmp_path):
         )
         page = cluster.ctl("incident", "show", incidents[0]["id"], "-o", "markdown")
         assert page.returncode == 0, page.stderr
-        assert "**Status:** Resolved" in page.stdout
+        assert "**State:** closed" in page.stdout
         assert "storage on h1 stopped responding" in page.stdout
         assert "service moved to h2" in page.stdout
         assert "alice (admin): approve" in page.stdout

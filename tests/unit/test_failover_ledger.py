@@ -42,7 +42,7 @@ def test_each_change_is_audited_with_the_callers_name_and_role(stores):
         hub = CommandHub(lambda host: db.run(store.pending_commands, host))
         ledger = Ledger(store, db, hub, T)
         changes: list[str] = []
-        ledger.listen(lambda: changes.append("changed"))
+        ledger.listen(lambda committed: changes.append(committed.state.value))
         now = time.time()
         f = machine.propose(
             new_ulid(now), "mail", Trigger.MANUAL, "a", "b", "drill", ALICE.name, now, "drill"
@@ -86,6 +86,7 @@ def test_each_change_is_audited_with_the_callers_name_and_role(stores):
         assert audit[2].detail.startswith(f"refused: failover {f.id} is APPROVED")
         assert "carol confirmed a is fenced: off at the PDU" in audit[-1].detail
         assert store.groups()["mail"].epoch == 1
-        assert len(changes) == 5  # every commit, not the refusal
+        # Every commit, with its record, not the refusal.
+        assert changes == ["PROPOSED", "APPROVED", "FENCING", "FENCE_FAILED", "PROMOTING"]
 
     asyncio.run(main())

@@ -23,6 +23,7 @@ def test_every_sink_reads_its_secrets_from_files_and_credentials(tmp_path):
     credentials = tmp_path / "credentials"
     credentials.mkdir()
     (credentials / "secrets_pd").write_text("R0UT1NG\n")
+    (credentials / "sp").write_text("K3Y\n")
     (credentials / "secrets_slack").write_text("https://hooks.example/T0/B0/XYZ\n")
     hmac_key = tmp_path / "hmac.key"
     hmac_key.write_bytes(b"  k3y\n")
@@ -38,14 +39,19 @@ def test_every_sink_reads_its_secrets_from_files_and_credentials(tmp_path):
             {"name": "chat", "kind": "slack", "url_file": "secrets_slack"},
             {"name": "log", "url": "http://log/", "secret_file": str(hmac_key)},
             {"name": "inline", "url": "http://x/", "secret": "s"},
+            {"name": "rotating", "url": "http://x/", "secret": "new", "previous_secret": "old"},
+            {"name": "page", "kind": "statuspage", "url": "https://x/", "api_key_file": "sp"},
         ),
         {"CREDENTIALS_DIRECTORY": str(credentials)},
     )
     assert loaded["pd"].routing_key == "R0UT1NG"
     assert loaded["pd"].url == "https://pd/"
     assert loaded["chat"].url == "https://hooks.example/T0/B0/XYZ"
-    assert loaded["log"].secret == b"k3y"
-    assert loaded["inline"].secret == b"s"
+    assert loaded["log"].secrets == (b"k3y",)
+    assert loaded["inline"].secrets == (b"s",)
+    # During a rotation both keys sign, the current one first.
+    assert loaded["rotating"].secrets == (b"new", b"old")
+    assert loaded["page"].api_key == "K3Y"
 
 
 @pytest.mark.parametrize(

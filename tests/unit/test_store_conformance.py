@@ -196,3 +196,27 @@ def test_plans_are_created_once_and_saved_with_their_audit(stores):
     assert [p.name for p in store.list_plans()] == ["p1"]
     assert store.list_audit()[-1].target == "p1"
     assert store.get_plan("none") is None
+
+
+def test_incident_facts_lockup_signals_and_remote_ids(stores):
+    store = stores.open()
+    store.open_incident("i1", "mail", "a", 10.0, "lockup", "/srv", "6.1.0", "ext4")
+    store.restore_incident("i1", 20.0)
+    store.restore_incident("i1", 25.0)  # once: a later call changes nothing
+    store.close_incident("i1", 30.0)
+    row = store.get_incident("i1")
+    assert row is not None
+    assert (row.mount, row.kernel, row.fs_type) == ("/srv", "6.1.0", "ext4")
+    assert (row.started_at, row.restored_at, row.ended_at) == (10.0, 20.0, 30.0)
+
+    kinds = ["LOCKUP_SUSPECTED", "PROBE_SLOW", "LOCKUP_CONFIRMED", "LOCKUP_CLEARED"]
+    stored = store.add_events([event("a", i + 1, kind) for i, kind in enumerate(kinds)], 1.0)
+    store.add_events([event("a", 9, "LOCKUP_SUSPECTED", "/other"), event("b", 1)], 1.0)
+    found = store.lockup_signals("a", "/srv", 0, 10)
+    assert [e.kind for e in found] == ["LOCKUP_CLEARED", "LOCKUP_CONFIRMED", "LOCKUP_SUSPECTED"]
+    before = store.lockup_signals("a", "/srv", stored[2].cursor, 1)
+    assert [e.cursor for e in before] == [stored[0].cursor]
+
+    assert store.remote_id("statuspage", "i1") is None
+    store.set_remote_id("statuspage", "i1", "sp-42")
+    assert store.remote_id("statuspage", "i1") == "sp-42"

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
+import hmac
 import json
 import time
 from collections.abc import Awaitable, Callable
@@ -14,22 +17,23 @@ from storekit import Stores
 from tenacity import RetryCallState
 
 from controller.config import ControllerConfig, GroupSettings, WebhookSettings
-from controller.notify import webhooks
+from controller.notify import alertmanager, pagerduty, webhooks
 from controller.notify.eventbus import CursorBus
 from controller.notify.payloads import (
-    PD_DEDUP_MAX,
-    PD_SUMMARY_MAX,
+    ID_HEADER,
     SIGNATURE_HEADER,
+    TIMESTAMP_HEADER,
+    escape,
     json_payload,
-    mount_key,
-    pagerduty_action,
-    pagerduty_payload,
+    needs_people,
     retryable,
-    signature,
-    signature_ok,
+    signed,
     slack_payload,
+    verify,
 )
-from controller.notify.webhooks import DeliveryRefused, DeliveryRetryable, backoff, group_of
+from controller.notify.requests import SinkRequests, group_of, mount_key
+from controller.notify.secrets import SinkSecrets
+from controller.notify.webhooks import DeliveryRefused, DeliveryRetryable, backoff
 from controller.store.dbthread import DbThread
 from controller.store.sqlite.store import SQLiteStore
 from hangwatch import pbtime
@@ -70,54 +74,112 @@ async def eventually(
         await asyncio.sleep(0.05)
 
 
-def test_hmac_matches_an_independent_computation_and_rejects_tampering() -> None:
-    # RFC 4231 test case 2: HMAC-SHA256("Jefe", "what do ya want for nothing?").
-    body = b"what do ya want for nothing?"
-    expected = "sha256=5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
-    assert signature(b"Jefe", body) == expected
-    assert signature_ok(b"Jefe", body, expected)
-    assert not signature_ok(b"Jefe", body + b" ", expected)
-    assert not signature_ok(b"jefe", body, expected)
+def notice_event(kind: str, needs_approval: bool = False, **notice: str) -> pb.Event:
+    ev = event(kind, summary="failover of mail from h1 to h2 proposed")
+    ev.notice.group = "mail"
+    ev.notice.incident_id = "01INCIDENT"
+    ev.notice.failover_id = "01FAILOVER"
+    ev.notice.needs_approval = needs_approval
+    ev.notice.next_step = "hangwatchctl failover approve 01FAILOVER" if needs_approval else ""
+    for key, value in notice.items():
+        setattr(ev.notice, key, value)
+    return ev
 
 
-def test_json_payload_is_the_ctl_json_signed_with_the_event_id_as_idempotency_key() -> None:
+def test_standard_webhooks_signature_matches_an_independent_computation() -> None:
+    # The key of a whsec_ secret is its base64 part; the signed text is "id.timestamp.body".
+    key = b"MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+    secret = b"whsec_" + base64.b64encode(key)
+    payload = signed(json_payload(event()), "msg_1", [secret], 1_674_087_231.9)
+    mac = hmac.new(key, b"msg_1.1674087231." + payload.body, hashlib.sha256).digest()
+    assert payload.headers[SIGNATURE_HEADER] == "v1," + base64.b64encode(mac).decode()
+    assert payload.headers[ID_HEADER] == "msg_1"
+    assert payload.headers[TIMESTAMP_HEADER] == "1674087231"
+    assert verify([secret], payload.headers, payload.body, 1_674_087_231.0)
+
+
+def test_a_receiver_refuses_tampering_a_wrong_key_and_a_replay_outside_the_window() -> None:
+    body_payload = signed(json_payload(event()), "msg_1", [b"s3cret"], 1000.0)
+    headers, body = body_payload.headers, body_payload.body
+    assert verify([b"s3cret"], headers, body, 1000.0 + 299)
+    assert not verify([b"s3cret"], headers, body, 1000.0 + 301)  # replayed too late
+    assert not verify([b"s3cret"], headers, body, 1000.0 - 301)
+    assert not verify([b"s3cret"], headers, body + b" ", 1000.0)
+    assert not verify([b"other"], headers, body, 1000.0)
+    assert not verify([b"s3cret"], {**headers, TIMESTAMP_HEADER: "1001"}, body, 1000.0)
+    assert not verify([b"s3cret"], {}, body, 1000.0)
+
+
+def test_during_a_rotation_each_delivery_carries_one_signature_per_key() -> None:
+    payload = signed(json_payload(event()), "m", [b"new-key", b"old-key"], 50.0)
+    assert len(payload.headers[SIGNATURE_HEADER].split()) == 2
+    assert verify([b"old-key"], payload.headers, payload.body, 50.0)  # not yet moved
+    assert verify([b"new-key"], payload.headers, payload.body, 50.0)  # already moved
+
+
+def test_json_payload_is_the_ctl_json_with_the_configs_severity_spelling() -> None:
     ev = event()
-    payload = json_payload(ev, b"s3cret")
-    assert json.loads(payload.body) == to_dict(ev)
+    payload = json_payload(ev)
+    assert json.loads(payload.body) == {**to_dict(ev), "severity": "critical"}
     assert payload.headers["Idempotency-Key"] == ev.id
     assert payload.headers["Content-Type"] == "application/json"
-    assert signature_ok(b"s3cret", payload.body, payload.headers[SIGNATURE_HEADER])
 
 
 def test_pagerduty_trigger_carries_every_field_events_api_v2_requires() -> None:
     ev = event(summary="x" * 2000)
-    doc = json.loads(pagerduty_payload(ev, "R0UT1NG", "trigger", "INC1", "mail-b").body)
+    doc = json.loads(pagerduty.payload(ev, "R0UT1NG", "trigger", "INC1", "mail-b", "").body)
     assert doc["routing_key"] == "R0UT1NG"
     assert doc["event_action"] == "trigger"
     assert doc["dedup_key"] == "INC1"
     p = doc["payload"]
-    assert len(p["summary"]) == PD_SUMMARY_MAX
+    assert len(p["summary"]) == pagerduty.SUMMARY_MAX
     assert p["source"] == "mail-b1"
     assert p["severity"] == "critical"
     assert p["component"] == "/srv/mail"
     assert p["group"] == "mail-b"
     assert p["timestamp"] == "2023-11-14T22:13:20.500000+00:00"
-    assert p["custom_details"]["kernel_lines"] == list(ev.evidence.kernel_lines)
-    assert p["custom_details"]["event_id"] == ev.id
+    assert p["custom_details"]["evidence"]["kernel_lines"] == list(ev.evidence.kernel_lines)
+    assert p["custom_details"]["id"] == ev.id
+    assert "links" not in doc
+
+
+def test_pagerduty_page_for_approval_names_the_command_and_links_the_failover() -> None:
+    ev = notice_event("FAILOVER_PROPOSED", needs_approval=True)
+    ev.severity = pb.SEVERITY_CRITICAL
+    link = "https://ops.example/failovers/01FAILOVER"
+    doc = json.loads(pagerduty.payload(ev, "R", "trigger", "01INCIDENT", "mail", link).body)
+    assert doc["payload"]["severity"] == "critical"
+    assert doc["payload"]["summary"].endswith("next: hangwatchctl failover approve 01FAILOVER")
+    assert doc["links"] == [{"href": link, "text": "failover 01FAILOVER"}]
+    assert doc["client_url"] == link
 
 
 def test_pagerduty_resolve_needs_only_the_key() -> None:
     doc = json.loads(
-        pagerduty_payload(event("LOCKUP_CLEARED"), "R", "resolve", "mail-b1:/srv/mail", "").body
+        pagerduty.payload(event("LOCKUP_CLEARED"), "R", "resolve", "mail-b1:/srv/mail", "", "").body
     )
     assert doc == {"routing_key": "R", "event_action": "resolve", "dedup_key": "mail-b1:/srv/mail"}
 
 
-def test_pagerduty_acts_only_on_confirmed_and_cleared_lockups() -> None:
-    assert pagerduty_action(event("LOCKUP_CONFIRMED")) == "trigger"
-    assert pagerduty_action(event("LOCKUP_CLEARED")) == "resolve"
-    assert pagerduty_action(event("LOCKUP_SUSPECTED")) is None
-    assert pagerduty_action(event("KERNEL_HUNG_TASK")) is None
+def test_pagerduty_follows_an_incident_from_lockup_to_restoration() -> None:
+    assert pagerduty.action(event("LOCKUP_CONFIRMED")) == "trigger"
+    assert pagerduty.action(notice_event("FAILOVER_PROPOSED", needs_approval=True)) == "trigger"
+    assert pagerduty.action(notice_event("FAILOVER_PROPOSED")) is None  # policy approves it
+    assert pagerduty.action(notice_event("FAILOVER_FENCE_FAILED")) == "trigger"
+    assert pagerduty.action(notice_event("FAILOVER_APPROVED")) == "acknowledge"
+    assert pagerduty.action(notice_event("SERVICE_RESTORED")) == "resolve"
+    # An incident's alert ends with its service restored, not with the failover.
+    assert pagerduty.action(notice_event("FAILOVER_COMPLETED")) is None
+    assert pagerduty.action(notice_event("FAILOVER_COMPLETED", incident_id="")) == "resolve"
+    assert pagerduty.action(event("LOCKUP_CLEARED")) == "resolve"
+    planned = notice_event("FAILOVER_APPROVED", incident_id="")
+    planned.notice.planned = True
+    assert pagerduty.action(planned) is None  # a switchover pages nobody
+    assert alertmanager.alert(planned, "mail", "") is None
+    assert pagerduty.action(event("LOCKUP_SUSPECTED")) is None
+    assert pagerduty.action(event("KERNEL_HUNG_TASK")) is None
+    assert pagerduty.notice_key(notice_event("FAILOVER_APPROVED")) == "01INCIDENT"
+    assert pagerduty.notice_key(notice_event("FAILOVER_APPROVED", incident_id="")) == "01FAILOVER"
 
 
 def test_mount_key_stays_within_pagerdutys_limit_and_distinct() -> None:
@@ -126,13 +188,77 @@ def test_mount_key_stays_within_pagerdutys_limit_and_distinct() -> None:
     long_a.mount = "/" + "a" * 400
     long_b = event()
     long_b.mount = "/" + "a" * 399 + "b"
-    assert len(mount_key(long_a)) == PD_DEDUP_MAX
+    assert len(mount_key(long_a)) == pagerduty.DEDUP_MAX
     assert mount_key(long_a) != mount_key(long_b)
 
 
-def test_slack_text_is_one_line() -> None:
-    doc = json.loads(slack_payload(event()).body)
-    assert doc == {"text": "[CRITICAL] mail-b1:/srv/mail LOCKUP_CONFIRMED: probe stuck for 31s"}
+def test_alertmanager_lockup_fires_then_ends_under_the_same_labels() -> None:
+    fired = alertmanager.alert(event("LOCKUP_CONFIRMED"), "mail-b", "")
+    ended = alertmanager.alert(event("LOCKUP_CLEARED"), "mail-b", "")
+    assert fired is not None and ended is not None
+    assert (
+        fired["labels"]
+        == ended["labels"]
+        == {
+            "alertname": "HangwatchLockup",
+            "group": "mail-b",
+            "host": "mail-b1",
+            "mount": "/srv/mail",
+            "severity": "critical",
+        }
+    )
+    assert fired["startsAt"] == "2023-11-14T22:13:20.500+00:00"
+    assert fired["endsAt"] > fired["startsAt"]  # firing: it ends in the future
+    assert ended["endsAt"] == "2023-11-14T22:13:20.500+00:00"
+    payload = alertmanager.payload(event(), fired)
+    assert payload.path == "/api/v2/alerts" and json.loads(payload.body) == [fired]
+    assert alertmanager.alert(event("PROBE_SLOW"), "mail-b", "") is None
+
+
+def test_alertmanager_waiting_failover_fires_until_someone_acts() -> None:
+    waiting = alertmanager.alert(notice_event("FAILOVER_PROPOSED", needs_approval=True), "mail", "")
+    approved = alertmanager.alert(notice_event("FAILOVER_APPROVED"), "mail", "")
+    assert waiting is not None and approved is not None
+    assert waiting["labels"]["alertname"] == "HangwatchFailoverWaiting"
+    assert waiting["labels"] == approved["labels"]
+    assert waiting["annotations"]["next_step"] == "hangwatchctl failover approve 01FAILOVER"
+    assert approved["endsAt"] == approved["startsAt"]
+
+
+def test_slack_gets_blocks_with_its_control_characters_escaped() -> None:
+    ev = notice_event("FAILOVER_PROPOSED", needs_approval=True, approver_role="approver")
+    ev.summary = "probe <stuck> & waiting"
+    doc = json.loads(slack_payload(ev, "https://ops.example/f/1").body)
+    assert doc["text"].startswith("[CRITICAL] mail-b1:/srv/mail FAILOVER_PROPOSED")
+    assert "&lt;stuck&gt; &amp; waiting" in doc["text"]
+    text = json.dumps(doc["blocks"])
+    assert "Failover waits for approval" in text
+    assert "probe &lt;stuck&gt; &amp; waiting" in text and "<stuck>" not in text
+    assert "hangwatchctl failover approve 01FAILOVER" in text
+    assert doc["blocks"][-1]["elements"][0]["url"] == "https://ops.example/f/1"
+    assert escape("a<b>&c") == "a&lt;b&gt;&amp;c"
+
+
+def test_chat_is_told_by_default_only_what_needs_people() -> None:
+    assert needs_people(event("LOCKUP_CONFIRMED"))
+    assert needs_people(notice_event("FAILOVER_PROPOSED", needs_approval=True))
+    assert needs_people(notice_event("FAILOVER_FENCE_FAILED"))
+    assert needs_people(notice_event("FAILOVER_FAILED"))
+    assert needs_people(notice_event("SERVICE_RESTORED"))
+    assert not needs_people(notice_event("FAILOVER_PROPOSED"))
+    assert not needs_people(event("IO_PRESSURE"))
+    assert not needs_people(event("LOCKUP_SUSPECTED"))
+    secrets = SinkSecrets("http://x/", (), "", "")
+    config = ControllerConfig()
+
+    def requests(**settings: object) -> SinkRequests:
+        hook = WebhookSettings(name="s", url="http://x/", **settings)  # type: ignore[arg-type]
+        return SinkRequests(hook, secrets, None, config, lambda i, m: ())  # type: ignore[arg-type]
+
+    assert not requests(kind="slack").selected(event("IO_PRESSURE"))
+    assert requests(kind="slack", events="all").selected(event("IO_PRESSURE"))
+    assert requests(kind="json", secret="k").selected(event("IO_PRESSURE"))
+    assert not requests(kind="json", secret="k", events="needs-people").selected(event("PROBE"))
 
 
 @pytest.mark.parametrize(
@@ -163,9 +289,15 @@ def test_group_of_prefers_the_group_of_the_mount() -> None:
             GroupSettings(name="mail", members=["a", "c"], mounts=["/srv/mail"], primary="a"),
         ]
     )
-    assert group_of(config, "a", "/srv/mail") == "mail"
-    assert group_of(config, "a", "/elsewhere") == "web"
-    assert group_of(config, "z", "/srv/mail") == ""
+    ev = event()
+    ev.host_id = "a"
+    assert group_of(config, ev) == "mail"
+    ev.mount = "/elsewhere"
+    assert group_of(config, ev) == "web"
+    ev.host_id = "z"
+    assert group_of(config, ev) == ""
+    ev.notice.group = "named"
+    assert group_of(config, ev) == "named"
 
 
 @pytest.mark.parametrize(
@@ -176,6 +308,9 @@ def test_group_of_prefers_the_group_of_the_mount() -> None:
         ({"name": "s", "kind": "slack", "url": "ftp://x/"}, "not an http"),
         ({"name": "s", "kind": "slack", "url": "http://x/", "kinds": ["bad"]}, "event kind"),
         ({"name": "s", "kind": "teams", "url": "http://x/"}, "must be one of"),
+        ({"name": "sp", "kind": "statuspage", "url": "https://x/"}, "needs api_key"),
+        ({"name": "s", "kind": "slack", "url": "http://x/", "previous_secret": "o"}, "secret too"),
+        ({"name": "s", "kind": "slack", "url": "http://x/", "events": "some"}, "must be one of"),
     ],
 )
 def test_bad_webhook_tables_are_refused_with_the_key(
@@ -238,8 +373,12 @@ def test_worker_sends_in_log_order_when_ingest_overflows_or_reorders_its_queue(
     async def main() -> None:
         store = SQLiteStore(tmp_path / "c.db")
         db = DbThread()
-        hook = WebhookSettings(name="s", kind="slack", url="http://x/", queue_events=5)
-        dispatcher = webhooks.Dispatcher(ControllerConfig(webhooks=[hook]), store, db, CursorBus())
+        hook = WebhookSettings(
+            name="s", kind="slack", url="http://x/", queue_events=5, events="all"
+        )
+        dispatcher = webhooks.Dispatcher(
+            ControllerConfig(webhooks=[hook]), store, db, CursorBus(), lambda i, m: ()
+        )
         dispatcher.start()
         try:
             await asyncio.sleep(0.2)  # the worker starts at the end of the (empty) log
@@ -272,12 +411,13 @@ def sinks_against(
     receiver does on each attempt, the last one repeated) and a count of attempts."""
     calls = dict.fromkeys(answers, 0)
 
-    def post(url: str, payload: object, timeout: float) -> None:
+    def post(url: str, payload: object, timeout: float) -> bytes:
         name = url.rsplit("/", 1)[1]
         outcome = answers[name][min(calls[name], len(answers[name]) - 1)]
         calls[name] += 1
         if outcome is not None:
             raise outcome
+        return b""
 
     monkeypatch.setattr(webhooks, "post", post)
     hooks = [
@@ -288,6 +428,7 @@ def sinks_against(
             max_attempts=3,
             backoff_base_seconds=backoff,
             backoff_cap_seconds=2 * backoff,
+            events="all",
         )
         for name in answers
     ]
@@ -299,7 +440,9 @@ def sinks_against(
         calls,
         store,
         db,
-        webhooks.Dispatcher(ControllerConfig(webhooks=hooks), store, db, CursorBus()),
+        webhooks.Dispatcher(
+            ControllerConfig(webhooks=hooks), store, db, CursorBus(), lambda i, m: ()
+        ),
     )
 
 

@@ -42,6 +42,7 @@ from controller.store.etcd import values
 from controller.store.etcd.base import EtcdBase
 from controller.store.etcd.keys import load, unmessage
 from controller.store.etcd.kv import ATTEMPTS, Entry, EtcdKV, Fence, Reads, Txn, failure_reads
+from controller.store.interface import LOCKUP_KINDS
 from hangwatch import pbtime
 from hangwatch.errors import StoreUnavailable
 from hangwatch.v1 import admin_service_pb2 as admin_pb
@@ -198,6 +199,27 @@ class EventLog(EtcdBase):
 
             self._leader_change(build)
         return len(doomed) // 2
+
+    def lockup_signals(
+        self, host_id: str, mount: str, before_cursor: int, limit: int
+    ) -> list[pb.Event]:
+        """Newest first, as the SQLite store answers: the log read backwards from
+        `before_cursor` (the etcd store keeps no per-host index), `limit` matches at most."""
+        keys = self._keys
+        out: list[pb.Event] = []
+        end = keys.event(before_cursor) if before_cursor else ""
+        while len(out) < limit:
+            page = self._kv.scan(keys.events, end=end, limit=PAGE, descending=True)
+            for entry in page:
+                event = _event(entry, keys.events)
+                if event.host_id == host_id and event.mount == mount and event.kind in LOCKUP_KINDS:
+                    out.append(event)
+                    if len(out) == limit:
+                        break
+            if len(page) < PAGE:
+                break
+            end = page[-1].key
+        return out
 
     def last_host_seq(self, host_id: str) -> int:
         entry = self._kv.get(self._keys.host_seq(host_id))

@@ -91,6 +91,7 @@ class Keys:
         self.dead_letter_seq = p + "dead-letter-seq"
         self.dead_letters = p + "dead-letters/"
         self.webhook_alerts = p + "webhook-alerts/"
+        self.remote_ids = p + "webhook-remote-ids/"
         self.advisories = p + "advisories/"
         self.plans = p + "plans/"
 
@@ -156,6 +157,9 @@ class Keys:
 
     def alert(self, sink: str, host_id: str, mount: str) -> str:
         return self.webhook_alerts + "/".join(part(x) for x in (sink, host_id, mount))
+
+    def remote_id(self, sink: str, key: str) -> str:
+        return self.remote_ids + part(sink) + "/" + part(key)
 
     def advisory(self, advisory_id: str) -> str:
         return self.advisories + part(advisory_id)

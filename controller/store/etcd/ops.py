@@ -55,21 +55,39 @@ class OpsKeys(EtcdBase):
     # Incidents (opened and closed by the leader's coordinator).
 
     def open_incident(
-        self, incident_id: str, group: str, host_id: str, at: float, summary: str
+        self,
+        incident_id: str,
+        group: str,
+        host_id: str,
+        at: float,
+        summary: str,
+        mount: str = "",
+        kernel: str = "",
+        fs_type: str = "",
     ) -> None:
         def build(reads: Reads, txn: Txn) -> None:
             key = self._keys.incident(incident_id)
             if reads.get(key) is None:
-                row = IncidentRow(incident_id, group, host_id, at, None, summary)
+                row = IncidentRow(
+                    incident_id, group, host_id, at, None, summary, mount, kernel, fs_type
+                )
                 txn.put(key, values.row(row))
 
         self._leader_change(build)
 
+    def restore_incident(self, incident_id: str, at: float) -> None:
+        self._set_once(incident_id, "restored_at", at)
+
     def close_incident(self, incident_id: str, at: float) -> None:
+        self._set_once(incident_id, "ended_at", at)
+
+    def _set_once(self, incident_id: str, field: str, at: float) -> None:
+        """Sets an incident's time `field` unless it is set (a later call changes nothing)."""
+
         def build(reads: Reads, txn: Txn) -> None:
             entry = reads.get(self._keys.incident(incident_id))
-            if entry is not None and load(entry.value)["ended_at"] is None:
-                txn.put(entry.key, dump({**load(entry.value), "ended_at": at}))
+            if entry is not None and load(entry.value).get(field) is None:
+                txn.put(entry.key, dump({**load(entry.value), field: at}))
 
         self._leader_change(build)
 

@@ -147,6 +147,16 @@ class WebhookKeys(EventLog):
 
         self._leader_change(build)
 
+    def remote_id(self, sink: str, key: str) -> str | None:
+        entry = self._kv.get(self._keys.remote_id(sink, key))
+        return None if entry is None else entry.value.decode()
+
+    def set_remote_id(self, sink: str, key: str, remote_id: str) -> None:
+        def build(reads: Reads, txn: Txn) -> None:
+            txn.put(self._keys.remote_id(sink, key), remote_id)
+
+        self._leader_change(build)
+
     def _letters(self) -> list[dict[str, Any]]:
         return [load(e.value) for e in self._kv.scan(self._keys.dead_letters)]
 

@@ -53,12 +53,26 @@ class OpsTables(SQLiteBase):
     # Incidents.
 
     def open_incident(
-        self, incident_id: str, group: str, host_id: str, at: float, summary: str
+        self,
+        incident_id: str,
+        group: str,
+        host_id: str,
+        at: float,
+        summary: str,
+        mount: str = "",
+        kernel: str = "",
+        fs_type: str = "",
     ) -> None:
         self._db.execute(
-            "INSERT OR IGNORE INTO incidents (id, group_name, host_id, started_at, summary) "
-            "VALUES (?, ?, ?, ?, ?)",
-            (incident_id, group, host_id, at, summary),
+            "INSERT OR IGNORE INTO incidents (id, group_name, host_id, started_at, summary, "
+            "mount, kernel, fs_type) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (incident_id, group, host_id, at, summary, mount, kernel, fs_type),
+        )
+
+    def restore_incident(self, incident_id: str, at: float) -> None:
+        self._db.execute(
+            "UPDATE incidents SET restored_at = ? WHERE id = ? AND restored_at IS NULL",
+            (at, incident_id),
         )
 
     def close_incident(self, incident_id: str, at: float) -> None:
@@ -86,4 +100,6 @@ class OpsTables(SQLiteBase):
         return IncidentRow(*row) if row else None
 
 
-_INCIDENT = "id, group_name, host_id, started_at, ended_at, summary"
+_INCIDENT = (
+    "id, group_name, host_id, started_at, ended_at, summary, mount, kernel, fs_type, restored_at"
+)

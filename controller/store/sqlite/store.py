@@ -6,7 +6,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from controller.store.interface import HostRecord
+from controller.store.interface import LOCKUP_KINDS, HostRecord
 from controller.store.sqlite.failovers import FailoverTables
 from controller.store.sqlite.ops import OpsTables
 from controller.store.sqlite.upgrades import UpgradeTables
@@ -143,13 +143,18 @@ class SQLiteStore(FailoverTables, OpsTables, WebhookTables, UpgradeTables):
         self, flt: admin_pb.EventFilter, since_cursor: int, limit: int, newest_first: bool
     ) -> list[pb.Event]:
         sql, args = events_query(flt, since_cursor, limit, newest_first)
-        out = []
-        for cursor, received_at, body in self._db.execute(sql, args):
-            event = pb.Event.FromString(body)
-            event.cursor = cursor
-            event.received_at.CopyFrom(pbtime.timestamp(received_at))
-            out.append(event)
-        return out
+        return [_event(*row) for row in self._db.execute(sql, args)]
+
+    def lockup_signals(
+        self, host_id: str, mount: str, before_cursor: int, limit: int
+    ) -> list[pb.Event]:
+        marks = ", ".join("?" * len(LOCKUP_KINDS))
+        rows = self._db.execute(
+            "SELECT cursor, received_at, body FROM events WHERE host_id = ? AND mount = ? "
+            f"AND kind IN ({marks}) AND (? = 0 OR cursor < ?) ORDER BY cursor DESC LIMIT ?",
+            (host_id, mount, *LOCKUP_KINDS, before_cursor, before_cursor, limit),
+        )
+        return [_event(*row) for row in rows]
 
     def prune_events(self, before: float, keep: int, sinks: Sequence[str], batch: int) -> int:
         """Deletes up to `batch` of the oldest events received before `before` or older
@@ -220,6 +225,13 @@ def events_query(
         f"ORDER BY cursor {order} LIMIT ?"
     )
     return sql, (*args, limit)
+
+
+def _event(cursor: int, received_at: float, body: bytes) -> pb.Event:
+    event = pb.Event.FromString(body)
+    event.cursor = cursor
+    event.received_at.CopyFrom(pbtime.timestamp(received_at))
+    return event
 
 
 _HOST_SELECT = (

@@ -104,3 +104,15 @@ class WebhookTables(SQLiteBase):
                 "VALUES (?, ?, ?, ?)",
                 (sink, host_id, mount, key),
             )
+
+    def remote_id(self, sink: str, key: str) -> str | None:
+        row = self._db.execute(
+            "SELECT remote_id FROM webhook_remote_ids WHERE sink = ? AND key = ?", (sink, key)
+        ).fetchone()
+        return str(row[0]) if row else None
+
+    def set_remote_id(self, sink: str, key: str, remote_id: str) -> None:
+        self._db.execute(
+            "INSERT OR REPLACE INTO webhook_remote_ids (sink, key, remote_id) VALUES (?, ?, ?)",
+            (sink, key, remote_id),
+        )
