@@ -7,8 +7,9 @@ A server interceptor wraps each handler, so no method can forget a check:
   admin);
 - AgentService: the request's host id must be one the agent's certificate proves
   (its DNS SANs), and Heartbeat/ReportEvents are rate limited per host;
-- every request passes `validate.bounded` (no unbounded field), and a request that
-  is not even valid protobuf (bad UTF-8) is INVALID_ARGUMENT, not UNKNOWN.
+- every request passes `hangwatch.limits.check_request` (every field within the
+  limits of its kind, times and enums valid, the message within its size), and a
+  request that is not even valid protobuf (bad UTF-8) is INVALID_ARGUMENT, not UNKNOWN.
 
 A refusal is a `hangwatch.errors` error, answered by `controller.api.rpc` like any
 handler's; every PERMISSION_DENIED is audited (allowed=False) before it is answered.
@@ -24,11 +25,11 @@ from typing import TYPE_CHECKING, Any
 import grpc
 from google.protobuf.message import DecodeError
 
-from controller.api import validate
 from controller.api.identity import AGENT, Caller, Identify, set_caller
 from controller.api.ratelimit import TokenBuckets
 from controller.api.rpc import abort
 from controller.config import ACCESS_ROLES, LimitSettings
+from hangwatch import limits
 from hangwatch.errors import HangwatchError, Invalid, OverLimit, PermissionDenied
 from hangwatch.v1 import admin_service_pb2, agent_service_pb2
 
@@ -158,7 +159,7 @@ class AccessGate(grpc.aio.ServerInterceptor):
                     f"{AGENT_HOSTS[method]}: {host[:80]!r} refused: the client "
                     f"certificate {proves}",
                 )
-        validate.bounded(request)
+        limits.check_request(request)
         if method in RATE_LIMITED and service == AGENT_SERVICE:
             host = host_of(method, request)
             if not self.buckets.take(host):

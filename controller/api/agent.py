@@ -84,8 +84,10 @@ class AgentApi(agent_grpc.AgentServiceServicer):
             if stored:
                 self._on_stored(stored)
             await self._bus.advance(await self._db.run(self._store.last_cursor))
-        # add_events returned only after COMMIT: every id is durable now.
-        return agent_pb.ReportEventsResponse(acked_ids=[e.id for e in request.events])
+        # add_events returned only after COMMIT: every id is durable now (each once).
+        return agent_pb.ReportEventsResponse(
+            acked_ids=list(dict.fromkeys(e.id for e in request.events))
+        )
 
     @streaming
     async def Commands(

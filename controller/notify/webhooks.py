@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from google.protobuf import json_format
 from tenacity import (
     AsyncRetrying,
     RetryCallState,
@@ -53,6 +54,8 @@ from hangwatch.v1 import types_pb2 as pb
 log = logging.getLogger(__name__)
 
 STORE_BATCH = 500
+# What making a payload raises for an event that has no JSON view or no valid time.
+UNPRESENTABLE = (json_format.Error, ValueError, OverflowError)
 # An idle worker looks at the store this often even without a wake-up.
 RECHECK_SECONDS = 1.0
 ERROR_MAX = 1000
@@ -238,7 +241,10 @@ class SinkWorker:
         found = await self._db.run(
             self._store.list_events, admin_pb.EventFilter(), letter.cursor - 1, 1
         )
-        outcome = await self._send(found[0])
+        if found and found[0].id == letter.event_id:
+            outcome = await self._send(found[0])
+        else:
+            outcome = Outcome(False, 0, "the event can no longer be read from the store")
         await self._db.run(
             self._store.settle_dead_letter,
             letter.id,
@@ -256,8 +262,13 @@ class SinkWorker:
         )
 
     async def _send(self, event: pb.Event) -> Outcome:
-        """Every attempt at one event; a dead letter is the caller's to write."""
-        payload = await self._payload(event)
+        """Every attempt at one event; a dead letter is the caller's to write. An event
+        no payload can be made of is a dead letter at once: one bad event must never
+        hold up the sink."""
+        try:
+            payload = await self._payload(event)
+        except UNPRESENTABLE as exc:
+            return self._dead(event, 0, f"no payload can be made of it: {exc}")
         attempts = 0
         try:
             async for attempt in self._retrying(event):
@@ -265,19 +276,21 @@ class SinkWorker:
                     attempts = attempt.retry_state.attempt_number
                     await self._post(payload)
         except (DeliveryRefused, DeliveryRetryable) as exc:
-            error = str(exc)[:ERROR_MAX]
-            self.dead_letters += 1
-            log.error(
-                "webhook %s: event %s is a dead letter after %d attempt(s): %s",
-                self.name,
-                event.id,
-                attempts,
-                error,
-            )
-            return Outcome(False, attempts, error)
+            return self._dead(event, attempts, str(exc))
         self.delivered += 1
         await self._delivered(event)
         return Outcome(True, attempts)
+
+    def _dead(self, event: pb.Event, attempts: int, error: str) -> Outcome:
+        self.dead_letters += 1
+        log.error(
+            "webhook %s: event %s is a dead letter after %d attempt(s): %s",
+            self.name,
+            event.id,
+            attempts,
+            error[:ERROR_MAX],
+        )
+        return Outcome(False, attempts, error[:ERROR_MAX])
 
     def _retrying(self, event: pb.Event) -> AsyncRetrying:
         """Retryable failures are retried with backoff up to max_attempts; a refusal is final."""

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from controller.store.interface import HostRecord
+from controller.store.readable import readable
 from controller.store.sqlite.failovers import FailoverTables
 from controller.store.sqlite.ops import OpsTables
 from controller.store.sqlite.upgrades import UpgradeTables
@@ -69,7 +70,8 @@ class SQLiteStore(FailoverTables, OpsTables, WebhookTables, UpgradeTables):
         return _host(row) if row else None
 
     def list_hosts(self) -> list[HostRecord]:
-        return [_host(r) for r in self._db.execute(_HOST_SELECT + " ORDER BY host_id")]
+        hosts = (_host(r) for r in self._db.execute(_HOST_SELECT + " ORDER BY host_id"))
+        return [h for h in hosts if h is not None]
 
     # Events.
 
@@ -139,7 +141,8 @@ class SQLiteStore(FailoverTables, OpsTables, WebhookTables, UpgradeTables):
             event = pb.Event.FromString(body)
             event.cursor = cursor
             event.received_at.CopyFrom(pbtime.timestamp(received_at))
-            out.append(event)
+            if readable(event, f"event {event.id} (cursor {cursor})"):
+                out.append(event)
         return out
 
     def last_host_seq(self, host_id: str) -> int:
@@ -159,17 +162,23 @@ _HOST_SELECT = (
 )
 
 
-def _host(row: tuple[Any, ...]) -> HostRecord:
+def _host(row: tuple[Any, ...]) -> HostRecord | None:
+    """The host; None when its registration cannot be shown. A heartbeat that cannot be
+    shown is left out alone: the host's next heartbeat replaces it."""
     host_id, boot_id, version, registered_at, hb_at, registration, heartbeat, clear = row
+    reg = agent_pb.RegisterRequest.FromString(registration)
+    if not readable(reg, f"host {host_id}'s registration"):
+        return None
+    beat = None if heartbeat is None else agent_pb.HeartbeatRequest.FromString(heartbeat)
+    if beat is not None and not readable(beat, f"host {host_id}'s last heartbeat"):
+        beat = None
     return HostRecord(
         host_id=host_id,
         boot_id=boot_id,
         agent_version=version,
         registered_at=registered_at,
         last_heartbeat_at=hb_at,
-        registration=agent_pb.RegisterRequest.FromString(registration),
-        last_heartbeat=(
-            None if heartbeat is None else agent_pb.HeartbeatRequest.FromString(heartbeat)
-        ),
+        registration=reg,
+        last_heartbeat=beat,
         needs_clear=clear,
     )
