@@ -103,12 +103,11 @@ def main(
 def hosts(ctx: click.Context) -> None:
     """List hosts with their liveness, kernel and mount health."""
     target: Target = ctx.obj
-    with rpc_errors(target):
-        response = target.stub().ListHosts(admin_pb.ListHostsRequest(), timeout=target.timeout)
+    found = target.pages("ListHosts", admin_pb.ListHostsRequest(), "hosts").records
     if render.wants_json(ctx):
-        render.print_json(response)
+        render.print_json(admin_pb.ListHostsResponse(hosts=found))
     else:
-        click.echo(render.hosts_table(response.hosts))
+        click.echo(render.hosts_table(found))
 
 
 @main.group()

@@ -11,7 +11,7 @@ from tenacity import Retrying, retry_if_exception, wait_random_exponential
 from hangwatch.v1 import admin_service_pb2 as admin_pb
 from hangwatch.v1 import types_pb2 as pb
 from hangwatchctl import render
-from hangwatchctl.client import UNREACHABLE, Target, exit_for, rpc_errors
+from hangwatchctl.client import UNREACHABLE, Target, exit_for
 
 SEVERITIES = ["info", "warning", "error", "critical"]
 
@@ -66,23 +66,15 @@ def events(
             else pb.SEVERITY_UNSPECIFIED
         ),
     )
-    stub = target.stub()
     if follow:
-        _follow(stub, flt, since or 0, target, render.wants_json(ctx))
+        _follow(target.stub(), flt, since or 0, target, render.wants_json(ctx))
         return
-    with rpc_errors(target):
-        if since is None:
-            response = stub.ListEvents(
-                admin_pb.ListEventsRequest(filter=flt, limit=limit, newest_first=True),
-                timeout=target.timeout,
-            )
-            found = list(reversed(response.events))
-        else:
-            response = stub.ListEvents(
-                admin_pb.ListEventsRequest(filter=flt, since_cursor=since, limit=limit),
-                timeout=target.timeout,
-            )
-            found = list(response.events)
+    if since is None:
+        request = admin_pb.ListEventsRequest(filter=flt, newest_first=True)
+        found = list(reversed(target.pages("ListEvents", request, "events", limit).records))
+    else:
+        request = admin_pb.ListEventsRequest(filter=flt, since_cursor=since)
+        found = target.pages("ListEvents", request, "events", limit).records
     if render.wants_json(ctx):
         render.print_json(admin_pb.ListEventsResponse(events=found))
     else:

@@ -77,20 +77,18 @@ class Admin:
             return {}
         return {h.host_id: h for h in response.hosts}
 
-    def events(self, kind: str = "", since: int = 0, page: int = 1000) -> list[pb.Event]:
+    def events(self, kind: str = "", since: int = 0) -> list[pb.Event]:
         """Every stored event after cursor `since` (of `kind`, if given), by cursor."""
         out: list[pb.Event] = []
+        request = admin_pb.ListEventsRequest(
+            filter=admin_pb.EventFilter(kind=kind), since_cursor=since, page_size=1000
+        )
         while True:
-            response = self.stub.ListEvents(
-                admin_pb.ListEventsRequest(
-                    filter=admin_pb.EventFilter(kind=kind), since_cursor=since, limit=page
-                ),
-                timeout=10,
-            )
+            response = self.stub.ListEvents(request, timeout=10)
             out.extend(response.events)
-            if len(response.events) < page:
+            if not response.next_page_token:
                 return out
-            since = response.events[-1].cursor
+            request.page_token = response.next_page_token
 
     def close(self) -> None:
         self._channel.close()

@@ -69,9 +69,19 @@ class SQLiteStore(FailoverTables, OpsTables, WebhookTables, UpgradeTables):
         row = self._db.execute(_HOST_SELECT + " WHERE host_id = ?", (host_id,)).fetchone()
         return _host(row) if row else None
 
-    def list_hosts(self) -> list[HostRecord]:
-        hosts = (_host(r) for r in self._db.execute(_HOST_SELECT + " ORDER BY host_id"))
-        return [h for h in hosts if h is not None]
+    def list_hosts(self, after: str = "", limit: int | None = None) -> list[HostRecord]:
+        out: list[HostRecord] = []
+        while limit is None or len(out) < limit:
+            # Rows are read until `limit` readable ones are found (unreadable ones are few).
+            want = -1 if limit is None else limit - len(out)
+            rows = self._db.execute(
+                _HOST_SELECT + " WHERE host_id > ? ORDER BY host_id LIMIT ?", (after, want)
+            ).fetchall()
+            out += [h for h in map(_host, rows) if h is not None]
+            if not rows or want < 0 or len(rows) < want:
+                break
+            after = rows[-1][0]
+        return out
 
     # Events.
 
@@ -121,9 +131,37 @@ class SQLiteStore(FailoverTables, OpsTables, WebhookTables, UpgradeTables):
         since_cursor: int,
         limit: int,
         newest_first: bool = False,
+        before_cursor: int = 0,
     ) -> list[pb.Event]:
+        out: list[pb.Event] = []
+        while len(out) < limit:
+            # Rows are read until `limit` readable ones are found (unreadable ones are few).
+            want = limit - len(out)
+            rows = self._event_rows(flt, since_cursor, want, newest_first, before_cursor)
+            out += [
+                e for e in map(_event, rows) if readable(e, f"event {e.id} (cursor {e.cursor})")
+            ]
+            if len(rows) < want:
+                break
+            if newest_first:
+                before_cursor = rows[-1][0]
+            else:
+                since_cursor = rows[-1][0]
+        return out
+
+    def _event_rows(
+        self,
+        flt: admin_pb.EventFilter,
+        since_cursor: int,
+        limit: int,
+        newest_first: bool,
+        before_cursor: int,
+    ) -> list[tuple[int, float, bytes]]:
         where = ["cursor > ?"]
         args: list[object] = [since_cursor]
+        if before_cursor:
+            where.append("cursor < ?")
+            args.append(before_cursor)
         for column, value in (("host_id", flt.host_id), ("kind", flt.kind), ("mount", flt.mount)):
             if value:
                 where.append(f"{column} = ?")
@@ -136,14 +174,7 @@ class SQLiteStore(FailoverTables, OpsTables, WebhookTables, UpgradeTables):
             f"SELECT cursor, received_at, body FROM events WHERE {' AND '.join(where)} "
             f"ORDER BY cursor {order} LIMIT ?"
         )
-        out = []
-        for cursor, received_at, body in self._db.execute(sql, (*args, limit)):
-            event = pb.Event.FromString(body)
-            event.cursor = cursor
-            event.received_at.CopyFrom(pbtime.timestamp(received_at))
-            if readable(event, f"event {event.id} (cursor {cursor})"):
-                out.append(event)
-        return out
+        return self._db.execute(sql, (*args, limit)).fetchall()
 
     def last_host_seq(self, host_id: str) -> int:
         row = self._db.execute(
@@ -160,6 +191,14 @@ _HOST_SELECT = (
     "SELECT host_id, boot_id, agent_version, registered_at, last_heartbeat_at, "
     "registration, last_heartbeat, needs_clear FROM hosts"
 )
+
+
+def _event(row: tuple[int, float, bytes]) -> pb.Event:
+    cursor, received_at, body = row
+    event = pb.Event.FromString(body)
+    event.cursor = cursor
+    event.received_at.CopyFrom(pbtime.timestamp(received_at))
+    return event
 
 
 def _host(row: tuple[Any, ...]) -> HostRecord | None:
