@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import sqlite3
+import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import grpc
 
+from hangwatch import pbtime
+from hangwatch.ids import new_ulid
 from hangwatch.v1 import admin_service_pb2 as admin_pb
 from hangwatch.v1 import admin_service_pb2_grpc as admin_grpc
 from hangwatch.v1 import types_pb2 as pb
@@ -25,6 +29,24 @@ FAST_AGENT = {
     "reconnect": {"initial_backoff_seconds": 0.1, "max_backoff_seconds": 1.0},
 }
 SYNTHETIC = "SYNTHETIC_TEST"
+
+
+def kernel_event(
+    seq: int, lines: Sequence[str] = (), summary: str = "", host: str = "h1"
+) -> pb.Event:
+    """A KERNEL_HUNG_TASK event as an agent reports one, `lines` of kernel log its evidence."""
+    event = pb.Event(
+        id=new_ulid(),
+        host_id=host,
+        host_seq=seq,
+        kind="KERNEL_HUNG_TASK",
+        severity=pb.SEVERITY_ERROR,
+        occurred_at=pbtime.timestamp(time.time()),
+        summary=summary or f"hung task report {seq}",
+    )
+    event.evidence.kernel_lines.extend(lines)
+    event.evidence.attributes["source"] = "kmsg"
+    return event
 
 
 def burst_agent(events: int, rate: float) -> dict[str, object]:

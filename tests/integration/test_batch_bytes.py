@@ -11,7 +11,7 @@ import asyncio
 import time
 from pathlib import Path
 
-from clusterkit import FAST_AGENT, Admin
+from clusterkit import FAST_AGENT, Admin, kernel_event
 
 from agent.config import AgentConfig, ControllerSettings, ReconnectSettings
 from agent.events import droppable
@@ -20,8 +20,6 @@ from agent.link.fit import TRUNCATED
 from agent.link.outbox import Outbox
 from agent.link.reporter import Reporter
 from agent.workers.spool import Spool
-from hangwatch import pbtime
-from hangwatch.ids import new_ulid
 from hangwatch.v1 import types_pb2 as pb
 from lab.localcluster import LocalCluster, wait_for
 
@@ -31,18 +29,7 @@ EXCERPT = [f"[{i}] " + "call trace line of a hung task report " * 6 for i in ran
 
 
 def event(seq: int, lines: list[str] = EXCERPT) -> pb.Event:
-    e = pb.Event(
-        id=new_ulid(),
-        host_id=HOST,
-        host_seq=seq,
-        kind="KERNEL_HUNG_TASK",
-        severity=pb.SEVERITY_ERROR,
-        occurred_at=pbtime.timestamp(time.time()),
-        summary=f"hung task report {seq}",
-    )
-    e.evidence.kernel_lines.extend(lines)
-    e.evidence.attributes["source"] = "kmsg"
-    return e
+    return kernel_event(seq, lines, host=HOST)
 
 
 def oversized(seq: int) -> pb.Event:

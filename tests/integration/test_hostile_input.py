@@ -12,29 +12,16 @@ import time
 
 import grpc
 import pytest
-from clusterkit import Admin
+from clusterkit import Admin, kernel_event
 from receiver import Receiver
 
 from hangwatch import pbtime
-from hangwatch.ids import new_ulid
 from hangwatch.v1 import agent_service_pb2 as agent_pb
 from hangwatch.v1 import agent_service_pb2_grpc as agent_grpc
 from hangwatch.v1 import types_pb2 as pb
 from lab.localcluster import LocalCluster, wait_for
 
 HOST = "h1"
-
-
-def good_event(seq: int, summary: str = "ok") -> pb.Event:
-    return pb.Event(
-        id=new_ulid(),
-        host_id=HOST,
-        host_seq=seq,
-        kind="KERNEL_HUNG_TASK",
-        severity=pb.SEVERITY_ERROR,
-        occurred_at=pbtime.timestamp(time.time()),
-        summary=summary,
-    )
 
 
 def agent(cluster: LocalCluster) -> agent_grpc.AgentServiceStub:
@@ -66,7 +53,7 @@ def test_a_mixed_sign_duration_is_refused_naming_its_path_and_nothing_is_stored(
     then on every webhook worker and `-o json events` failed on it."""
     cluster.start_controller()
     stub = agent(cluster)
-    events = [good_event(i + 1) for i in range(4)]
+    events = [kernel_event(i + 1) for i in range(4)]
     events[3].evidence.stuck_tasks.add(pid=42, comm="imapd").blocked_for.CopyFrom(
         pbtime.duration(0)
     )
@@ -85,7 +72,7 @@ def test_negative_nanos_are_invalid_argument_in_events_and_heartbeats(cluster):
     cluster.start_controller()
     stub = agent(cluster)
     stub.Register(agent_pb.RegisterRequest(host_id=HOST, boot_id="b1"), timeout=10)
-    event = good_event(1)
+    event = kernel_event(1)
     event.occurred_at.nanos = -1
     error = refused(stub.ReportEvents, agent_pb.ReportEventsRequest(host_id=HOST, events=[event]))
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
@@ -122,7 +109,7 @@ def test_control_characters_in_ids_and_paths_are_refused(cluster):
     )
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert error.details().startswith("mounts[0].path: '/srv/\\x1b[2Jmail' has the unprintable")
-    event = good_event(1)
+    event = kernel_event(1)
     event.mount = "/srv/\x1b[8m"
     error = refused(stub.ReportEvents, agent_pb.ReportEventsRequest(host_id=HOST, events=[event]))
     assert error.details().startswith("events[0].mount: ")
@@ -133,7 +120,7 @@ def test_two_events_with_one_id_are_refused_unless_identical(cluster):
     """Before: both were acknowledged and the second silently dropped."""
     cluster.start_controller()
     stub = agent(cluster)
-    first = good_event(1, "the first")
+    first = kernel_event(1, summary="the first")
     other = pb.Event()
     other.CopyFrom(first)
     other.summary = "another event under the same id"
@@ -144,7 +131,7 @@ def test_two_events_with_one_id_are_refused_unless_identical(cluster):
     assert error.details().startswith(f"events[1].id: {first.id} is also the id of events[0]")
     assert stored_events(cluster) == 0
     # The same event twice (a resend within one batch) is stored and acknowledged once.
-    response = report(stub, [first, first, good_event(2)])
+    response = report(stub, [first, first, kernel_event(2)])
     assert response.acked_ids[0] == first.id
     assert len(response.acked_ids) == 2
     assert stored_events(cluster) == 2
@@ -152,7 +139,7 @@ def test_two_events_with_one_id_are_refused_unless_identical(cluster):
 
 def bad_duration_body(seq: int) -> tuple[str, bytes]:
     """An event as a controller before these checks stored it: blocked_for 1 s - 1 ns."""
-    event = good_event(seq, "stored before ingest checked durations")
+    event = kernel_event(seq, summary="stored before ingest checked durations")
     task = event.evidence.stuck_tasks.add(pid=42, comm="imapd")
     task.blocked_for.seconds = 1
     task.blocked_for.nanos = -1
@@ -171,7 +158,7 @@ def test_an_old_unshowable_event_is_left_out_and_webhooks_and_listings_go_on(
     receiver.start()
     cluster.start_controller()
     stub = agent(cluster)
-    report(stub, [good_event(1, "before")])
+    report(stub, [kernel_event(1, summary="before")])
     wait_for(lambda: len(receiver.bodies("/json")) == 1, 15, "the first event at the receiver")
     bad_id, body = bad_duration_body(2)
     db = sqlite3.connect(cluster.workdir / "controller-data" / "controller.db", timeout=10)
@@ -182,7 +169,7 @@ def test_an_old_unshowable_event_is_left_out_and_webhooks_and_listings_go_on(
             (bad_id, HOST, time.time(), time.time(), body),
         )
     db.close()
-    report(stub, [good_event(3, "after")])
+    report(stub, [kernel_event(3, summary="after")])
     wait_for(lambda: len(receiver.bodies("/json")) == 2, 15, "the later event at the receiver")
     assert [b["summary"] for b in receiver.bodies("/json")] == ["before", "after"]
     out = cluster.ctl("-o", "json", "events")
@@ -194,7 +181,7 @@ def test_an_old_unshowable_event_is_left_out_and_webhooks_and_listings_go_on(
     # A restart changes nothing: the worker resumes and stays unblocked.
     cluster.procs[0].stop()
     cluster.start_controller()
-    report(agent(cluster), [good_event(4, "after the restart")])
+    report(agent(cluster), [kernel_event(4, summary="after the restart")])
     wait_for(lambda: len(receiver.bodies("/json")) == 3, 15, "an event after the restart")
 
 

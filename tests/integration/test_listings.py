@@ -5,13 +5,11 @@ terminal. A real controller process and the real hangwatchctl."""
 from __future__ import annotations
 
 import json
-import time
 
 import grpc
 import pytest
+from clusterkit import kernel_event
 
-from hangwatch import pbtime
-from hangwatch.ids import new_ulid
 from hangwatch.v1 import admin_service_pb2 as admin_pb
 from hangwatch.v1 import admin_service_pb2_grpc as admin_grpc
 from hangwatch.v1 import agent_service_pb2 as agent_pb
@@ -60,34 +58,20 @@ def test_events_too_large_together_are_listed_page_by_page(cluster: LocalCluster
     with grpc.insecure_channel(cluster.address) as channel:
         agent = agent_grpc.AgentServiceStub(channel)
         for batch in range(4):
-            events = [event(batch * 10 + i + 1, lines) for i in range(10)]
+            events = [kernel_event(batch * 10 + i + 1, lines) for i in range(10)]
             request = agent_pb.ReportEventsRequest(host_id="h1", events=events)
             agent.ReportEvents(request, timeout=10)
         out = cluster.ctl("-o", "json", "events", "--limit", "1000")
         assert out.returncode == 0, out.stderr
         listed = [int(e["host_seq"]) for e in json.loads(out.stdout)["events"]]
         assert listed == list(range(1, 41))
-        huge = event(41, [])
+        huge = kernel_event(41, [])
         huge.evidence.stuck_tasks.add(pid=1, comm="dd", stack=["frame" * 1600] * 300)
         with pytest.raises(grpc.RpcError) as refused:
             request = agent_pb.ReportEventsRequest(host_id="h1", events=[huge])
             agent.ReportEvents(request, timeout=10)
     assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert refused.value.details().startswith("events[0].evidence.stuck_tasks[0].stack[0]: ")
-
-
-def event(seq: int, lines: list[str], summary: str = "") -> pb.Event:
-    e = pb.Event(
-        id=new_ulid(),
-        host_id="h1",
-        host_seq=seq,
-        kind="KERNEL_HUNG_TASK",
-        severity=pb.SEVERITY_WARNING,
-        occurred_at=pbtime.timestamp(time.time()),
-        summary=summary or f"event {seq}",
-    )
-    e.evidence.kernel_lines.extend(lines)
-    return e
 
 
 def test_audit_says_when_it_shows_a_window_of_a_longer_log(cluster: LocalCluster):
@@ -111,7 +95,8 @@ def test_tables_escape_what_would_drive_a_terminal_and_json_stays_exact(cluster:
     hostile = "disk gone \x1b[2J\x1b[8mhidden"
     with grpc.insecure_channel(cluster.address) as channel:
         agent_grpc.AgentServiceStub(channel).ReportEvents(
-            agent_pb.ReportEventsRequest(host_id="h1", events=[event(1, [], hostile)]), timeout=10
+            agent_pb.ReportEventsRequest(host_id="h1", events=[kernel_event(1, summary=hostile)]),
+            timeout=10,
         )
     table = cluster.ctl("events")
     assert table.returncode == 0, table.stderr

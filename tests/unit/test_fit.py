@@ -3,30 +3,13 @@ bounded by bytes."""
 
 from __future__ import annotations
 
-import time
+from clusterkit import kernel_event as event
 
 from agent.events import droppable
 from agent.link.fit import EVENT_BYTES, TRUNCATED, fit
 from agent.link.outbox import Outbox
 from agent.link.reporter import BATCH_BYTES
-from hangwatch import limits, pbtime
-from hangwatch.ids import new_ulid
-from hangwatch.v1 import types_pb2 as pb
-
-
-def event(seq: int, lines: list[str]) -> pb.Event:
-    e = pb.Event(
-        id=new_ulid(),
-        host_id="h1",
-        host_seq=seq,
-        kind="KERNEL_HUNG_TASK",
-        severity=pb.SEVERITY_ERROR,
-        occurred_at=pbtime.timestamp(time.time()),
-        summary="task blocked",
-    )
-    e.evidence.kernel_lines.extend(lines)
-    e.evidence.attributes["source"] = "kmsg"
-    return e
+from hangwatch import limits
 
 
 def test_an_event_within_the_limits_is_sent_as_it_is():
