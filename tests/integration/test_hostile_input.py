@@ -97,6 +97,27 @@ def test_negative_nanos_are_invalid_argument_in_events_and_heartbeats(cluster):
     assert json.loads(out.stdout)["hosts"][0]["health"] == []
 
 
+def test_an_oversized_registration_or_heartbeat_is_refused(cluster, admin: Admin):
+    """Before: a 3.8 MB inventory.fs_tools, or a heartbeat of 256 mounts of 4 KB paths,
+    was stored, and made ListHosts too large for every user."""
+    cluster.start_controller()
+    stub = agent(cluster)
+    tools = pb.Inventory(fs_tools={f"tool{i}": "6." + "0" * 4000 for i in range(950)})
+    error = refused(
+        stub.Register, agent_pb.RegisterRequest(host_id=HOST, boot_id="b1", inventory=tools)
+    )
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert error.details().startswith("inventory.fs_tools[tool")
+    assert "characters long, the limit for identifier is 256" in error.details()
+    stub.Register(agent_pb.RegisterRequest(host_id=HOST, boot_id="b1"), timeout=10)
+    mounts = [pb.MountHealth(mount=f"/{i:04}" + "p" * 4000, state=1) for i in range(256)]
+    beat = agent_pb.HeartbeatRequest(host_id=HOST, boot_id="b1", mounts=mounts)
+    error = refused(stub.Heartbeat, beat)
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert error.details().startswith("request: is ")
+    assert admin.hosts()[HOST].health == []
+
+
 def test_control_characters_in_ids_and_paths_are_refused(cluster):
     """Before: mount paths and host ids with ESC were stored and printed raw."""
     cluster.start_controller()
