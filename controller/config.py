@@ -317,7 +317,10 @@ class AccessSettings:
 @dataclass(frozen=True)
 class LimitSettings:
     agent_calls_per_second: float = setting(
-        50.0, "Heartbeat and ReportEvents calls one agent may make per second", positive
+        50.0,
+        "AgentService calls (Register, Heartbeat, ReportEvents, ReportCommandResult) one "
+        "agent may make per second",
+        positive,
     )
     agent_burst: int = setting(
         200,

@@ -125,8 +125,8 @@ def _windows() -> list[admin_pb.Maintenance]:
 def hosts() -> None:
     """List hosts with their liveness, kernel, risk, maintenance and mount health."""
     target: Target = click.get_current_context().obj
-    response = target.call("ListHosts", admin_pb.ListHostsRequest())
-    render.emit(response, render.hosts_table(response.hosts, _windows()))
+    found = target.pages("ListHosts", admin_pb.ListHostsRequest(), "hosts").records
+    render.emit(admin_pb.ListHostsResponse(hosts=found), render.hosts_table(found, _windows()))
 
 
 @main.group()

@@ -21,10 +21,13 @@ from hangwatch.addresses import parse_address
 from hangwatch.cliutil import EXIT_CERTIFICATE, EXIT_REFUSED, EXIT_UNREACHABLE, EXIT_USAGE, fail
 from hangwatch.errors import AddressError
 from hangwatch.grpcopts import ACTOR_HEADER, channel_options
+from hangwatch.printable import escape
 from hangwatch.v1 import admin_service_pb2_grpc as admin_grpc
 
 UNREACHABLE = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED}
 USAGE = {grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.OUT_OF_RANGE}
+# The page size hangwatchctl asks for: every List call allows it.
+MAX_PAGE = 1000
 FLAGS = ("--ca (HANGWATCH_CA)", "--cert (HANGWATCH_CERT)", "--key (HANGWATCH_KEY)")
 
 
@@ -32,6 +35,17 @@ def config_dir() -> Path:
     """Where the CA, certificate and key are looked for when no flag names them."""
     base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
     return Path(base) / "hangwatch"
+
+
+@dataclass
+class Listing:
+    """What `Target.pages` found."""
+
+    records: list[Any]
+    # Whether the listing goes on past the records asked for.
+    more: bool
+    # The last page's answer (for what a listing says besides its records).
+    last: Any
 
 
 @dataclass
@@ -58,6 +72,17 @@ class Target:
         with rpc_errors(self):
             return getattr(stub, method)(request, timeout=self.timeout, metadata=metadata)
 
+    def pages(self, method: str, request: Any, field: str, limit: int = 0) -> Listing:
+        """Every record of a List call, page after page, or the first `limit` of them."""
+        records: list[Any] = []
+        while True:
+            request.page_size = min(limit - len(records), MAX_PAGE) if limit else 0
+            response = self.call(method, request)
+            records.extend(getattr(response, field))
+            if not response.next_page_token or (limit and len(records) >= limit):
+                return Listing(records, bool(response.next_page_token), response)
+            request.page_token = response.next_page_token
+
     def stub(self) -> admin_grpc.AdminServiceStub:
         try:
             material = tls.tls_or_loopback(
@@ -77,7 +102,7 @@ class Target:
 def exit_for(exc: grpc.RpcError, target: Target) -> NoReturn:
     code = exc.code()
     details = (exc.details() or "").splitlines()[0:1]
-    detail = details[0] if details else code.name
+    detail = escape(details[0]) if details else code.name
     if code in UNREACHABLE:
         if code == grpc.StatusCode.UNAVAILABLE and not target.insecure:
             why = tls.diagnose(parse_address(target.address), target.tls_files, "", target.timeout)

@@ -98,19 +98,12 @@ def events(
             cursor = _newest_cursor(stub, target)
         _follow(stub, flt, cursor or 0, target, render.wants_json(ctx))
         return
-    with rpc_errors(target):
-        if cursor is None:
-            response = stub.ListEvents(
-                admin_pb.ListEventsRequest(filter=flt, limit=limit, newest_first=True),
-                timeout=target.timeout,
-            )
-            found = list(reversed(response.events))
-        else:
-            response = stub.ListEvents(
-                admin_pb.ListEventsRequest(filter=flt, since_cursor=cursor, limit=limit),
-                timeout=target.timeout,
-            )
-            found = list(response.events)
+    if cursor is None:
+        request = admin_pb.ListEventsRequest(filter=flt, newest_first=True)
+        found = list(reversed(target.pages("ListEvents", request, "events", limit).records))
+    else:
+        request = admin_pb.ListEventsRequest(filter=flt, since_cursor=cursor)
+        found = target.pages("ListEvents", request, "events", limit).records
     if render.wants_json(ctx):
         render.print_json(admin_pb.ListEventsResponse(events=found))
     else:
@@ -122,7 +115,7 @@ def cursor_at(stub: Any, at: float, timeout: float) -> int:
 
     def first(since_cursor: int, newest_first: bool = False) -> list[pb.Event]:
         request = admin_pb.ListEventsRequest(
-            since_cursor=since_cursor, limit=1, newest_first=newest_first
+            since_cursor=since_cursor, page_size=1, newest_first=newest_first
         )
         return list(stub.ListEvents(request, timeout=timeout).events)
 
@@ -141,7 +134,7 @@ def _newest_cursor(stub: admin_grpc.AdminServiceStub, target: Target) -> int:
     """Where the log ends now: following starts after it."""
     with rpc_errors(target):
         newest = stub.ListEvents(
-            admin_pb.ListEventsRequest(newest_first=True, limit=1), timeout=target.timeout
+            admin_pb.ListEventsRequest(newest_first=True, page_size=1), timeout=target.timeout
         )
     return int(newest.events[0].cursor) if newest.events else 0
 

@@ -151,13 +151,12 @@ def failover_confirm_fenced(failover_id: str, reason: str, confirm_host: str | N
 @click.pass_context
 def failover_list(ctx: click.Context, group: str, active: bool, limit: int) -> None:
     """List failovers, newest first."""
-    response = _target().call(
-        "ListFailovers", admin_pb.ListFailoversRequest(group=group, active_only=active, limit=limit)
-    )
+    request = admin_pb.ListFailoversRequest(group=group, active_only=active)
+    found = _target().pages("ListFailovers", request, "failovers", limit).records
     if render.wants_json(ctx):
-        render.print_json(response)
+        render.print_json(admin_pb.ListFailoversResponse(failovers=found))
     else:
-        click.echo(render.failovers_table(response.failovers))
+        click.echo(render.failovers_table(found))
 
 
 @failover.command("show")
@@ -288,8 +287,15 @@ def host_clear(host_id: str, reason: str) -> None:
     help="Check the hash chain and its anchor (removed or rewritten rows); exit 1 if broken.",
 )
 @click.option("--since", type=click.IntRange(min=0), default=0, help="Entries after this seq.")
+@click.option(
+    "--limit",
+    type=click.IntRange(min=0),
+    default=1000,
+    show_default=True,
+    help="Show at most this many entries (0: all); a note says when the log goes on.",
+)
 @click.pass_context
-def audit(ctx: click.Context, check: bool, since: int) -> None:
+def audit(ctx: click.Context, check: bool, since: int, limit: int) -> None:
     """The audit log: every proposal, approval, override and maintenance change."""
     target = _target()
     if check:
@@ -302,11 +308,21 @@ def audit(ctx: click.Context, check: bool, since: int) -> None:
             where = f" at row {result.bad_seq}" if result.bad_seq else ""
             fail(f"audit log broken{where}: {result.detail}", EXIT_REFUSED)
         return
-    response = target.call("ListAudit", admin_pb.ListAuditRequest(since_seq=since))
+    request = admin_pb.ListAuditRequest(since_seq=since)
+    listing = target.pages("ListAudit", request, "entries", limit)
+    entries = listing.records
+    last_seq = listing.last.last_seq
     if render.wants_json(ctx):
-        render.print_json(response)
+        render.print_json(admin_pb.ListAuditResponse(entries=entries, last_seq=last_seq))
     else:
-        click.echo(render.audit_table(response.entries))
+        click.echo(render.audit_table(entries))
+    if entries and entries[-1].seq < last_seq:
+        shown = f"seq {entries[0].seq}-{entries[-1].seq}"
+        click.echo(
+            f"(showing {len(entries)} entries, {shown}; the log goes on to seq {last_seq}: "
+            f"--since {entries[-1].seq} for the next ones, --limit 0 for all)",
+            err=True,
+        )
 
 
 def _intact(result: admin_pb.VerifyAuditResponse) -> str:
@@ -331,11 +347,12 @@ def incident() -> None:
 @click.pass_context
 def incident_list(ctx: click.Context, open_only: bool) -> None:
     """List incidents, newest first."""
-    response = _target().call("ListIncidents", admin_pb.ListIncidentsRequest(open_only=open_only))
+    request = admin_pb.ListIncidentsRequest(open_only=open_only)
+    found = _target().pages("ListIncidents", request, "incidents").records
     if render.wants_json(ctx):
-        render.print_json(response)
+        render.print_json(admin_pb.ListIncidentsResponse(incidents=found))
     else:
-        click.echo(render.incidents_table(response.incidents))
+        click.echo(render.incidents_table(found))
 
 
 @incident.command("show")

@@ -1,7 +1,9 @@
 """How hangwatchctl prints: aligned tables for people, JSON with stable keys for scripts.
 
 JSON follows the protobuf JSON mapping with the proto's field names, so keys are
-exactly the v1 API's and stay stable for as long as v1 does.
+exactly the v1 API's and stay stable for as long as v1 does. Tables and detail views
+show every unprintable character as an escape (ESC as \\x1b): what a host sent must
+not drive the terminal it is read on. JSON stays exact.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from google.protobuf.message import Message
 
 from hangwatch import pbtime
 from hangwatch.messages import enum_label, to_dict
+from hangwatch.printable import escape
 from hangwatch.v1 import admin_service_pb2 as admin_pb
 from hangwatch.v1 import types_pb2 as pb
 from hangwatchctl import timearg
@@ -60,6 +63,7 @@ def print_json(message: Message, ndjson: bool = False) -> None:
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    rows = [[escape(cell) for cell in row] for row in rows]
     widths = [len(h) for h in headers]
     for row in rows:
         widths = [max(w, len(cell)) for w, cell in zip(widths, row, strict=True)]
@@ -192,7 +196,7 @@ def host_detail(h: admin_pb.Host, windows: Sequence[admin_pb.Maintenance] = ()) 
         for m in featured:
             lines.append(f"  {m.path} ({m.fs_type}):")
             lines.extend(f"    {k} = {v}" for k, v in sorted(m.fs_features.items()))
-    return "\n".join(lines)
+    return printable(lines)
 
 
 def events_table(events: Sequence[pb.Event]) -> str:
@@ -209,6 +213,11 @@ def events_table(events: Sequence[pb.Event]) -> str:
         for e in events
     ]
     return table(["CURSOR", "TIME", "HOST", "MOUNT", "KIND", "SEVERITY", "SUMMARY"], rows)
+
+
+def printable(lines: Sequence[str]) -> str:
+    """A detail view's lines, each with its unprintable characters escaped."""
+    return "\n".join(escape(line) for line in "\n".join(lines).split("\n"))
 
 
 def _indent(text: str) -> str:
@@ -305,7 +314,7 @@ def failover_detail(f: admin_pb.Failover) -> str:
             f"\nFencing failed. Once {f.from_host} is off for sure: "
             f"hangwatchctl failover confirm-fenced {f.id} --reason TEXT"
         )
-    return "\n".join(lines)
+    return printable(lines)
 
 
 def audit_table(entries: Sequence[admin_pb.AuditEntry]) -> str:
@@ -359,7 +368,7 @@ def incident_detail(i: admin_pb.Incident) -> str:
     ]
     rows = [[when(e.at), e.kind, e.text[:120]] for e in i.timeline]
     lines.append(_indent(table(["TIME", "KIND", "WHAT"], rows)))
-    return "\n".join(lines)
+    return printable(lines)
 
 
 def advisories_table(advisories: Sequence[admin_pb.Advisory]) -> str:
@@ -419,7 +428,7 @@ def upgrade_plan_detail(p: admin_pb.UpgradePlan) -> str:
         for h in p.hosts
     ]
     lines.append(_indent(table(["HOST", "STATE", "KERNEL", "FS", "SINCE", "DETAIL"], rows)))
-    return "\n".join(lines)
+    return printable(lines)
 
 
 _FINISHED = (admin_pb.UPGRADE_HOST_STATE_DONE, admin_pb.UPGRADE_HOST_STATE_SKIPPED)

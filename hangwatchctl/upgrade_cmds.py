@@ -54,11 +54,11 @@ def advisory_add(
 @click.pass_context
 def advisory_list(ctx: click.Context) -> None:
     """Advisories, with the hosts at risk now."""
-    response = _target().call("ListAdvisories", admin_pb.ListAdvisoriesRequest())
+    found = _target().pages("ListAdvisories", admin_pb.ListAdvisoriesRequest(), "advisories")
     if render.wants_json(ctx):
-        render.print_json(response)
+        render.print_json(admin_pb.ListAdvisoriesResponse(advisories=found.records))
     else:
-        click.echo(render.advisories_table(response.advisories))
+        click.echo(render.advisories_table(found.records))
 
 
 @advisory.command("remove")
@@ -139,11 +139,11 @@ def upgrade_plan(
 @click.pass_context
 def upgrade_list(ctx: click.Context) -> None:
     """Upgrade plans and their progress."""
-    response = _target().call("ListUpgradePlans", admin_pb.ListUpgradePlansRequest())
+    found = _target().pages("ListUpgradePlans", admin_pb.ListUpgradePlansRequest(), "plans")
     if render.wants_json(ctx):
-        render.print_json(response)
+        render.print_json(admin_pb.ListUpgradePlansResponse(plans=found.records))
     else:
-        click.echo(render.upgrade_plans_table(response.plans))
+        click.echo(render.upgrade_plans_table(found.records))
 
 
 @upgrade.command("status")

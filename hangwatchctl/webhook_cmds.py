@@ -25,9 +25,10 @@ def webhooks() -> None:
 @click.pass_context
 def dead_letters(ctx: click.Context, sink: str) -> None:
     """List events a sink refused or that failed every attempt."""
-    response = _target().call("ListDeadLetters", admin_pb.ListDeadLettersRequest(sink=sink))
+    request = admin_pb.ListDeadLettersRequest(sink=sink)
+    found = _target().pages("ListDeadLetters", request, "dead_letters").records
     if render.wants_json(ctx):
-        render.print_json(response)
+        render.print_json(admin_pb.ListDeadLettersResponse(dead_letters=found))
         return
     rows = [
         [
@@ -38,7 +39,7 @@ def dead_letters(ctx: click.Context, sink: str) -> None:
             render.when(d.failed_at),
             d.last_error[:100],
         ]
-        for d in response.dead_letters
+        for d in found
     ]
     click.echo(render.table(["ID", "SINK", "EVENT", "ATTEMPTS", "FAILED", "LAST ERROR"], rows))
 

@@ -179,7 +179,7 @@ def _print_events(target: Target, cursor: int, started: float) -> int:
 
 
 def _last_cursor(target: Target) -> int:
-    newest = target.call("ListEvents", admin_pb.ListEventsRequest(newest_first=True, limit=1))
+    newest = target.call("ListEvents", admin_pb.ListEventsRequest(newest_first=True, page_size=1))
     return int(newest.events[0].cursor) if newest.events else 0
 
 

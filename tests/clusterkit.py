@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import sqlite3
+import time
 import urllib.request
+from collections.abc import Sequence
 from pathlib import Path
 
 import grpc
 from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 
+from hangwatch import pbtime
+from hangwatch.ids import new_ulid
 from hangwatch.v1 import admin_service_pb2 as admin_pb
 from hangwatch.v1 import admin_service_pb2_grpc as admin_grpc
 from hangwatch.v1 import types_pb2 as pb
@@ -28,6 +32,24 @@ FAST_AGENT = {
     "reconnect": {"initial_backoff_seconds": 0.1, "max_backoff_seconds": 1.0},
 }
 SYNTHETIC = "SYNTHETIC_TEST"
+
+
+def kernel_event(
+    seq: int, lines: Sequence[str] = (), summary: str = "", host: str = "h1"
+) -> pb.Event:
+    """A KERNEL_HUNG_TASK event as an agent reports one, `lines` of kernel log its evidence."""
+    event = pb.Event(
+        id=new_ulid(),
+        host_id=host,
+        host_seq=seq,
+        kind="KERNEL_HUNG_TASK",
+        severity=pb.SEVERITY_ERROR,
+        occurred_at=pbtime.timestamp(time.time()),
+        summary=summary or f"hung task report {seq}",
+    )
+    event.evidence.kernel_lines.extend(lines)
+    event.evidence.attributes["source"] = "kmsg"
+    return event
 
 
 def burst_agent(events: int, rate: float) -> dict[str, object]:
@@ -87,20 +109,18 @@ class Admin:
             return {}
         return {h.host_id: h for h in response.hosts}
 
-    def events(self, kind: str = "", since: int = 0, page: int = 1000) -> list[pb.Event]:
+    def events(self, kind: str = "", since: int = 0) -> list[pb.Event]:
         """Every stored event after cursor `since` (of `kind`, if given), by cursor."""
         out: list[pb.Event] = []
+        request = admin_pb.ListEventsRequest(
+            filter=admin_pb.EventFilter(kind=kind), since_cursor=since, page_size=1000
+        )
         while True:
-            response = self.stub.ListEvents(
-                admin_pb.ListEventsRequest(
-                    filter=admin_pb.EventFilter(kind=kind), since_cursor=since, limit=page
-                ),
-                timeout=10,
-            )
+            response = self.stub.ListEvents(request, timeout=10)
             out.extend(response.events)
-            if len(response.events) < page:
+            if not response.next_page_token:
                 return out
-            since = response.events[-1].cursor
+            request.page_token = response.next_page_token
 
     def close(self) -> None:
         self._channel.close()

@@ -24,11 +24,11 @@ def retrying(
     settings: ReconnectSettings,
     what: str,
     on_retry: Callable[[], None] | None = None,
-    final: frozenset[grpc.StatusCode] = frozenset(),
+    final: Callable[[grpc.aio.AioRpcError], bool] = lambda _: False,
 ) -> AsyncRetrying:
     """Retries gRPC failures of `what`, logging each; `on_retry` runs before each wait.
 
-    Codes in `final` are answers, not outages: they are raised at once.
+    Failures `final` picks out are answers, not outages: they are raised at once.
     """
 
     def before_sleep(state: RetryCallState) -> None:
@@ -61,9 +61,7 @@ def retrying(
 
     return AsyncRetrying(
         wait=wait,
-        retry=retry_if_exception(
-            lambda e: isinstance(e, grpc.aio.AioRpcError) and e.code() not in final
-        ),
+        retry=retry_if_exception(lambda e: isinstance(e, grpc.aio.AioRpcError) and not final(e)),
         before_sleep=before_sleep,
         reraise=True,
     )

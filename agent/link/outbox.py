@@ -3,7 +3,9 @@
 The outbox lives in memory so that sending never waits on the disk (docs/design.md#1-no-waiting);
 the spool keeps the same events durable beside it. When full, the oldest
 droppable event makes room; lockup transitions and kernel-log events are never
-dropped (they are few, and they are the point), and every drop is counted.
+dropped (they are few, and they are the point), and every drop is counted. Events
+are queued fitted to the controller's limits (`agent.link.fit`), and batches are
+bounded by bytes as well as by count.
 """
 
 from __future__ import annotations
@@ -14,7 +16,11 @@ from collections.abc import Callable, Iterable, Iterator
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
+from agent.link.fit import fit
 from hangwatch.v1 import types_pb2 as pb
+
+# What each event adds to a request besides itself (tag and length).
+FRAMING = 8
 
 
 class Outbox:
@@ -30,6 +36,7 @@ class Outbox:
 
     def put(self, event: pb.Event) -> pb.Event | None:
         """Queues `event`; returns the event dropped to make room, if one was."""
+        event = fit(event)
         dropped = None
         if len(self._events) >= self.limit:
             victim = next((e for e in self._events.values() if self._droppable(e)), None)
@@ -47,17 +54,21 @@ class Outbox:
 
     def merge(self, events: Iterable[pb.Event]) -> None:
         """Adds replayed events (from the spool) in their host_seq place."""
-        merged = {e.id: e for e in events if e.id not in self._events}
+        merged = {e.id: fit(e) for e in events if e.id not in self._events}
         if not merged:
             return
         merged.update(self._events)
         self._events = dict(sorted(merged.items(), key=lambda kv: kv[1].host_seq))
         self._changed.set()
 
-    def batch(self, size: int) -> list[pb.Event]:
+    def batch(self, size: int, max_bytes: int) -> list[pb.Event]:
+        """The oldest events, at most `size` of them and `max_bytes` serialised (but
+        always one, if any is queued)."""
         out: list[pb.Event] = []
+        used = 0
         for event in self._events.values():
-            if len(out) == size:
+            used += event.ByteSize() + FRAMING
+            if len(out) == size or (out and used > max_bytes):
                 break
             out.append(event)
         return out

@@ -3,6 +3,11 @@
 A batch is resent until the controller acknowledges its ids (ingest is idempotent
 by id, so a resend after a lost answer stores nothing twice); acknowledged ids
 leave the outbox and the spool. Retries back off exponentially with jitter, capped.
+
+A batch holds at most BATCH_SIZE events and BATCH_BYTES, well under the 4 MiB a
+message may have. A batch the controller refuses (an event it will not take, or
+a batch too large after all) is never resent as it is: it is sent again in halves
+until the refused event stands alone, and that one is dropped, loudly.
 """
 
 from __future__ import annotations
@@ -23,8 +28,17 @@ from hangwatch.v1 import types_pb2 as pb
 log = logging.getLogger(__name__)
 
 BATCH_SIZE = 500
-# Answers that resending cannot change: the event itself is wrong.
-REFUSALS = frozenset({grpc.StatusCode.INVALID_ARGUMENT})
+BATCH_BYTES = 1024 * 1024
+# How gRPC words a message beyond its size limit (RESOURCE_EXHAUSTED, like a rate limit).
+TOO_LARGE = "larger than max"
+
+
+def refused(exc: grpc.aio.AioRpcError) -> bool:
+    """Answers that resending the same batch cannot change: an event is wrong, or the
+    batch is too large. (A rate limit, also RESOURCE_EXHAUSTED, passes with time.)"""
+    code = exc.code()
+    too_large = code == grpc.StatusCode.RESOURCE_EXHAUSTED and TOO_LARGE in (exc.details() or "")
+    return code == grpc.StatusCode.INVALID_ARGUMENT or too_large
 
 
 class Reporter:
@@ -44,7 +58,7 @@ class Reporter:
         await ready.wait()
         size = BATCH_SIZE
         while True:
-            batch = self._outbox.batch(size)
+            batch = self._outbox.batch(size, BATCH_BYTES)
             if not batch:
                 await self._outbox.wait(timeout=1.0)
                 continue
@@ -54,25 +68,28 @@ class Reporter:
                     self._config.reconnect,
                     f"sending {len(batch)} events",
                     self._count_failure,
-                    final=REFUSALS,
+                    final=refused,
                 ):
                     with attempt:
                         response = await self._link.report_events(request)
             except grpc.aio.AioRpcError as exc:
                 size = self._refused(batch, exc)
                 continue
-            size = BATCH_SIZE
+            size = min(BATCH_SIZE, size * 2)
             self._done(list(response.acked_ids))
 
     def _refused(self, batch: list[pb.Event], exc: grpc.aio.AioRpcError) -> int:
-        """The controller refused the batch: find the event it refuses and drop that one.
-
-        Resending a refused event for ever would hold back every event behind it, so a
-        batch is retried one event at a time, and a single refused event is dropped,
-        loudly, and counted.
-        """
+        """The controller refused the batch: the size of the next one. Halves, until the
+        event it refuses stands alone: that one is dropped, loudly, and counted
+        (resending it for ever would hold back every event behind it)."""
         if len(batch) > 1:
-            return 1
+            log.warning(
+                "the controller refused a batch of %d events (%s %s); sending halves",
+                len(batch),
+                exc.code().name,
+                (exc.details() or "")[:300],
+            )
+            return len(batch) // 2
         log.error(
             "the controller refused event %s (%s): %s %s; dropping it",
             batch[0].id,

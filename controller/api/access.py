@@ -6,12 +6,14 @@ A server interceptor wraps each handler, so no method can forget a check:
   (a test holds it to every method of the proto; a method missing from it needs
   admin);
 - AgentService: the request's host id must be one the agent's certificate proves
-  (its DNS SANs), and Heartbeat/ReportEvents are rate limited per host;
-- every request passes `validate.bounded` (no unbounded field), and a request that
-  is not even valid protobuf (bad UTF-8) is INVALID_ARGUMENT, not UNKNOWN.
+  (its DNS SANs), and every call but the Commands stream is rate limited per host;
+- every request passes `hangwatch.limits.check_request` (every field within the
+  limits of its kind, times and enums valid, the message within its size), and a
+  request that is not even valid protobuf (bad UTF-8) is INVALID_ARGUMENT, not UNKNOWN.
 
 A refusal is a `hangwatch.errors` error, answered by `controller.api.rpc` like any
-handler's; every PERMISSION_DENIED is audited (allowed=False) before it is answered.
+handler's; every PERMISSION_DENIED is audited (allowed=False) before it is answered,
+a caller's repeats of one summarised per window (`controller.api.refusals`).
 Over plaintext (--insecure, loopback) callers are admins and host ids unproven.
 """
 
@@ -24,11 +26,12 @@ from typing import TYPE_CHECKING, Any
 import grpc
 from google.protobuf.message import DecodeError
 
-from controller.api import validate
 from controller.api.identity import AGENT, Caller, Identify, set_caller
 from controller.api.ratelimit import TokenBuckets
+from controller.api.refusals import Audit, RefusalLog
 from controller.api.rpc import abort
 from controller.config import ACCESS_ROLES, LimitSettings
+from hangwatch import limits
 from hangwatch.errors import HangwatchError, Invalid, OverLimit, PermissionDenied
 from hangwatch.v1 import admin_service_pb2, agent_service_pb2
 
@@ -83,13 +86,12 @@ AGENT_HOSTS: dict[str, str] = {
     "Commands": "host_id",
     "ReportCommandResult": "result.host_id",
 }
-RATE_LIMITED = frozenset({"Heartbeat", "ReportEvents"})
+# Every AgentService call but the stream: each one writes to the store (and a command
+# result wakes the coordinator).
+RATE_LIMITED = frozenset({"Register", "Heartbeat", "ReportEvents", "ReportCommandResult"})
 
 if TYPE_CHECKING:  # generic in the stubs only
     Handler = grpc.RpcMethodHandler[Any, Any]
-# (caller, action, target, refusal): appends a refusal to the audit log
-# (`AuditLog.refused`).
-Audit = Callable[[Caller, str, str, HangwatchError], Awaitable[None]]
 
 
 def host_of(method: str, request: Any) -> str:
@@ -121,7 +123,7 @@ class AccessGate(grpc.aio.ServerInterceptor):
     def __init__(self, identify: Identify, tls: bool, limits: LimitSettings, audit: Audit) -> None:
         self._identify = identify
         self._tls = tls
-        self._audit = audit
+        self._refusals = RefusalLog(audit)
         self.buckets = TokenBuckets(limits.agent_calls_per_second, limits.agent_burst)
 
     async def intercept_service(
@@ -158,13 +160,13 @@ class AccessGate(grpc.aio.ServerInterceptor):
                     f"{AGENT_HOSTS[method]}: {host[:80]!r} refused: the client "
                     f"certificate {proves}",
                 )
-        validate.bounded(request)
+        limits.check_request(request)
         if method in RATE_LIMITED and service == AGENT_SERVICE:
             host = host_of(method, request)
             if not self.buckets.take(host):
                 raise OverLimit(
                     f"{AGENT_HOSTS[method]}: {host[:80]!r} is over the limit of "
-                    f"{self.buckets.rate:g} Heartbeat/ReportEvents calls per second "
+                    f"{self.buckets.rate:g} AgentService calls per second "
                     f"(burst {self.buckets.burst}); slow down"
                 )
 
@@ -175,7 +177,7 @@ class AccessGate(grpc.aio.ServerInterceptor):
         except HangwatchError as refusal:
             if audited(refusal):
                 target = host_of(method, request)[:253] if service == AGENT_SERVICE else service
-                await self._audit(who, method, target, refusal)
+                await self._refusals.refused(who, method, target, refusal)
             await abort(context, refusal)
         return who
 

@@ -15,6 +15,7 @@ from controller.api.admin_incidents import IncidentAdmin
 from controller.api.admin_upgrades import UpgradeAdmin
 from controller.api.admin_webhooks import WebhookAdmin
 from controller.api.auditlog import AuditLog
+from controller.api.paging import Pager
 from controller.api.rpc import Ctx, streaming, unary
 from controller.auditanchor import AuditAnchor
 from controller.config import ControllerConfig
@@ -121,8 +122,12 @@ class AdminApi(
     async def ListHosts(
         self, request: admin_pb.ListHostsRequest, context: Ctx
     ) -> admin_pb.ListHostsResponse:
-        records = await self._db.run(self._store.list_hosts)
-        return admin_pb.ListHostsResponse(hosts=await self._hosts(records))
+        pager = Pager(request, DEFAULT_LIMIT, MAX_LIMIT)
+        after = str(pager.after[0]) if pager.after else ""
+        records = await self._db.run(self._store.list_hosts, after, pager.size + 1)
+        hosts = await self._hosts(records)
+        page, token = pager.fill(((h.host_id,), h) for h in hosts)
+        return admin_pb.ListHostsResponse(hosts=page, next_page_token=token)
 
     @unary
     async def GetHost(self, request: admin_pb.GetHostRequest, context: Ctx) -> admin_pb.Host:
@@ -137,17 +142,22 @@ class AdminApi(
         self, request: admin_pb.ListEventsRequest, context: Ctx
     ) -> admin_pb.ListEventsResponse:
         hosts = self._filter(request.filter)
-        if request.limit > MAX_LIMIT:
-            raise Invalid("limit", f"{request.limit} is above the limit {MAX_LIMIT}")
+        pager = Pager(request, DEFAULT_LIMIT, MAX_LIMIT, key=(int,))
+        since, before = request.since_cursor, 0
+        if pager.after is not None:
+            last = int(pager.after[0])
+            since, before = (since, last) if request.newest_first else (max(since, last), 0)
         events = await self._db.run(
             self._store.list_events,
             request.filter,
-            request.since_cursor,
-            request.limit or DEFAULT_LIMIT,
+            since,
+            pager.size + 1,
             request.newest_first,
             hosts,
+            before,
         )
-        return admin_pb.ListEventsResponse(events=events)
+        page, token = pager.fill(((e.cursor,), e) for e in events)
+        return admin_pb.ListEventsResponse(events=page, next_page_token=token)
 
     @streaming
     async def WatchEvents(

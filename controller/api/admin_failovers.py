@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 from controller.api import convert, validate
 from controller.api.auditlog import AuditLog
 from controller.api.identity import Caller, caller
+from controller.api.paging import Pager
 from controller.api.rpc import Ctx, unary
 from controller.audit import verify
 from controller.auditanchor import AuditAnchor
@@ -185,12 +186,17 @@ class FailoverAdmin:
     async def ListFailovers(
         self, request: admin_pb.ListFailoversRequest, context: Ctx
     ) -> admin_pb.ListFailoversResponse:
-        if request.limit > 1000:
-            raise Invalid("limit", f"{request.limit} is above the limit 1000")
+        pager = Pager(request, 100, 1000, key=(float, str))
+        before = (float(pager.after[0]), str(pager.after[1])) if pager.after else None
         found = await self._db.run(
-            self._store.list_failovers, request.group, request.active_only, request.limit or 100
+            self._store.list_failovers,
+            request.group,
+            request.active_only,
+            pager.size + 1,
+            before,
         )
-        return admin_pb.ListFailoversResponse(failovers=[convert.failover(f) for f in found])
+        page, token = pager.fill(((f.created_at, f.id), convert.failover(f)) for f in found)
+        return admin_pb.ListFailoversResponse(failovers=page, next_page_token=token)
 
     @unary
     async def GetFailover(
@@ -267,10 +273,15 @@ class FailoverAdmin:
     async def ListAudit(
         self, request: admin_pb.ListAuditRequest, context: Ctx
     ) -> admin_pb.ListAuditResponse:
-        if request.limit > 10_000:
-            raise Invalid("limit", f"{request.limit} is above the limit 10000")
-        rows = await self._db.run(self._store.list_audit, request.since_seq, request.limit or 1000)
-        return admin_pb.ListAuditResponse(entries=[convert.audit(r) for r in rows])
+        pager = Pager(request, 1000, 10_000, key=(int,))
+        since = max(request.since_seq, int(pager.after[0])) if pager.after else request.since_seq
+        rows = await self._db.run(self._store.list_audit, since, pager.size + 1)
+        page, token = pager.fill(((r.seq,), convert.audit(r)) for r in rows)
+        return admin_pb.ListAuditResponse(
+            entries=page,
+            next_page_token=token,
+            last_seq=await self._db.run(self._store.last_audit_seq),
+        )
 
     @unary
     async def VerifyAudit(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 
+from controller.api.paging import Pager
 from controller.api.rpc import Ctx, unary
 from controller.config import ControllerConfig
 from controller.incidents import facts, report, statuspage
@@ -44,12 +45,13 @@ class IncidentAdmin:
     async def ListIncidents(
         self, request: admin_pb.ListIncidentsRequest, context: Ctx
     ) -> admin_pb.ListIncidentsResponse:
-        if request.limit > 1000:
-            raise Invalid("limit", f"{request.limit} is above the limit 1000")
+        pager = Pager(request, 100, 1000, key=(float, str))
+        before = (float(pager.after[0]), str(pager.after[1])) if pager.after else None
         rows = await self._db.run(
-            self._store.list_incidents, request.open_only, request.limit or 100
+            self._store.list_incidents, request.open_only, pager.size + 1, before
         )
-        return admin_pb.ListIncidentsResponse(incidents=[self._message(r) for r in rows])
+        page, token = pager.fill(((r.started_at, r.id), self._message(r)) for r in rows)
+        return admin_pb.ListIncidentsResponse(incidents=page, next_page_token=token)
 
     @unary
     async def GetIncident(

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from controller.api import validate
 from controller.api.auditlog import AuditLog
 from controller.api.identity import caller
+from controller.api.paging import Pager
 from controller.api.rpc import Ctx, unary
 from controller.config import ControllerConfig
 from controller.failover.coordinator import Coordinator
@@ -94,7 +95,10 @@ class UpgradeAdmin:
     async def ListAdvisories(
         self, request: admin_pb.ListAdvisoriesRequest, context: Ctx
     ) -> admin_pb.ListAdvisoriesResponse:
-        return admin_pb.ListAdvisoriesResponse(advisories=await self._advisory_msgs())
+        pager = Pager(request, 100, 1000)
+        advisories = await self._advisory_msgs()
+        page, token = pager.fill(((a.id,), a) for a in advisories if pager.beyond((a.id,)))
+        return admin_pb.ListAdvisoriesResponse(advisories=page, next_page_token=token)
 
     @unary
     async def RemoveAdvisory(
@@ -197,8 +201,14 @@ class UpgradeAdmin:
     async def ListUpgradePlans(
         self, request: admin_pb.ListUpgradePlansRequest, context: Ctx
     ) -> admin_pb.ListUpgradePlansResponse:
+        pager = Pager(request, 100, 1000, key=(float, str))
         plans = await self._db.run(self._store.list_plans)
-        return admin_pb.ListUpgradePlansResponse(plans=[plan_msg(p) for p in plans])
+        page, token = pager.fill(
+            ((p.created_at, p.name), plan_msg(p))
+            for p in sorted(plans, key=lambda p: (p.created_at, p.name))
+            if pager.beyond((p.created_at, p.name))
+        )
+        return admin_pb.ListUpgradePlansResponse(plans=page, next_page_token=token)
 
     async def _change(
         self,

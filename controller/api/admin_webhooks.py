@@ -6,6 +6,7 @@ import time
 
 from controller.api.auditlog import AuditLog
 from controller.api.identity import caller
+from controller.api.paging import Pager
 from controller.api.rpc import Ctx, unary
 from controller.config import ControllerConfig
 from controller.notify.webhooks import Dispatcher
@@ -37,20 +38,24 @@ class WebhookAdmin:
         self, request: admin_pb.ListDeadLettersRequest, context: Ctx
     ) -> admin_pb.ListDeadLettersResponse:
         self._sink(request.sink)
-        rows = await self._db.run(self._store.list_dead_letters, request.sink)
-        return admin_pb.ListDeadLettersResponse(
-            dead_letters=[
-                admin_pb.DeadLetter(
-                    id=r.id,
-                    sink=r.sink,
-                    event_id=r.event_id,
-                    attempts=r.attempts,
-                    last_error=r.last_error,
-                    failed_at=pbtime.timestamp(r.failed_at),
-                )
-                for r in rows
-            ]
+        pager = Pager(request, 100, MAX_IDS, key=(int,))
+        after = int(pager.after[0]) if pager.after else 0
+        rows = await self._db.run(
+            self._store.list_dead_letters, request.sink, after, pager.size + 1
         )
+        letters = (
+            admin_pb.DeadLetter(
+                id=r.id,
+                sink=r.sink,
+                event_id=r.event_id,
+                attempts=r.attempts,
+                last_error=r.last_error,
+                failed_at=pbtime.timestamp(r.failed_at),
+            )
+            for r in rows
+        )
+        page, token = pager.fill(((d.id,), d) for d in letters)
+        return admin_pb.ListDeadLettersResponse(dead_letters=page, next_page_token=token)
 
     @unary
     async def RetryDeadLetters(

@@ -84,8 +84,10 @@ class AgentApi(agent_grpc.AgentServiceServicer):
             if stored:
                 self._on_stored(stored)
             await self._bus.advance(await self._db.run(self._store.last_cursor))
-        # add_events returned only after COMMIT: every id is durable now.
-        return agent_pb.ReportEventsResponse(acked_ids=[e.id for e in request.events])
+        # add_events returned only after COMMIT: every id is durable now (each once).
+        return agent_pb.ReportEventsResponse(
+            acked_ids=list(dict.fromkeys(e.id for e in request.events))
+        )
 
     @streaming
     async def Commands(
@@ -102,6 +104,11 @@ class AgentApi(agent_grpc.AgentServiceServicer):
     ) -> agent_pb.ReportCommandResultResponse:
         result = request.result
         validate.command_result(result)
+        # A repeat (a resend after a lost answer, or a flood) is acknowledged and does
+        # nothing: only a command's first result is audited and wakes the coordinator.
+        before = await self._db.run(self._store.command_results, [result.command_id])
+        if result.command_id in before and before[result.command_id].host_id == result.host_id:
+            return agent_pb.ReportCommandResultResponse()
         known = await self._db.run(self._store.record_command_result, result, time.time())
         if not known:
             raise NotFound(f"no command {result.command_id!r} for {result.host_id!r}")

@@ -22,6 +22,7 @@ import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from google.protobuf import json_format
 from tenacity import (
     AsyncRetrying,
     RetryCallState,
@@ -47,6 +48,8 @@ from hangwatch.v1 import types_pb2 as pb
 log = logging.getLogger(__name__)
 
 STORE_BATCH = 500
+# What making a payload raises for an event that has no JSON view or no valid time.
+UNPRESENTABLE = (json_format.Error, ValueError, OverflowError)
 # An idle worker looks at the store this often even without a wake-up.
 RECHECK_SECONDS = 1.0
 ERROR_MAX = 1000
@@ -195,9 +198,8 @@ class SinkWorker:
         )
 
     async def _handle(self, event: pb.Event) -> None:
-        payload = await self._request(event) if self.wants(event) else None
-        if payload is not None:
-            outcome = await self._send(event, payload)
+        outcome = await self._deliver(event) if self.wants(event) else None
+        if outcome is not None:
             if outcome.delivered:
                 await self._db.run(self._store.set_webhook_cursor, self.name, event.cursor)
             else:
@@ -217,10 +219,10 @@ class SinkWorker:
         found = await self._db.run(
             self._store.list_events, admin_pb.EventFilter(), letter.cursor - 1, 1
         )
-        payload = await self._request(found[0])
-        outcome = (
-            await self._send(found[0], payload) if payload else Outcome(True, 0, "nothing to send")
-        )
+        if found and found[0].id == letter.event_id:
+            outcome = await self._deliver(found[0]) or Outcome(True, 0, "nothing to send")
+        else:
+            outcome = Outcome(False, 0, "the event can no longer be read from the store")
         await self._db.run(
             self._store.settle_dead_letter,
             letter.id,
@@ -237,6 +239,16 @@ class SinkWorker:
             "delivered" if outcome.delivered else f"failed again: {outcome.error}",
         )
 
+    async def _deliver(self, event: pb.Event) -> Outcome | None:
+        """Sends the event (None: its sink's requests have nothing to send for it). An
+        event no payload can be made of is a dead letter at once: one bad event must
+        never hold up the sink."""
+        try:
+            payload = await self._request(event)
+        except UNPRESENTABLE as exc:
+            return self._dead(event, 0, f"no payload can be made of it: {exc}")
+        return None if payload is None else await self._send(event, payload)
+
     async def _request(self, event: pb.Event) -> Payload | None:
         return await self._db.run(self._requests.request, event, time.time())
 
@@ -250,19 +262,21 @@ class SinkWorker:
                     attempts = attempt.retry_state.attempt_number
                     answer = await self._post(event, payload)
         except (DeliveryRefused, DeliveryRetryable) as exc:
-            error = str(exc)[:ERROR_MAX]
-            self.dead_letters += 1
-            log.error(
-                "webhook %s: event %s is a dead letter after %d attempt(s): %s",
-                self.name,
-                event.id,
-                attempts,
-                error,
-            )
-            return Outcome(False, attempts, error)
+            return self._dead(event, attempts, str(exc))
         self.delivered += 1
         await self._db.run(self._requests.delivered, event, payload, answer)
         return Outcome(True, attempts)
+
+    def _dead(self, event: pb.Event, attempts: int, error: str) -> Outcome:
+        self.dead_letters += 1
+        log.error(
+            "webhook %s: event %s is a dead letter after %d attempt(s): %s",
+            self.name,
+            event.id,
+            attempts,
+            error[:ERROR_MAX],
+        )
+        return Outcome(False, attempts, error[:ERROR_MAX])
 
     def _retrying(self, event: pb.Event) -> AsyncRetrying:
         """Retryable failures are retried with backoff up to max_attempts; a refusal is final."""

@@ -124,7 +124,8 @@ class Store(Protocol):
 
     def get_host(self, host_id: str) -> HostRecord | None: ...
 
-    def list_hosts(self) -> list[HostRecord]: ...
+    def list_hosts(self, after: str = "", limit: int | None = None) -> list[HostRecord]:
+        """Hosts by host_id, those after `after` (a page), at most `limit`."""
 
     # Events.
     def add_events(self, events: Sequence[pb.Event], now: float) -> list[pb.Event]:
@@ -138,9 +139,12 @@ class Store(Protocol):
         limit: int,
         newest_first: bool = False,
         hosts: Sequence[str] | None = None,
+        before_cursor: int = 0,
     ) -> list[pb.Event]:
-        """Events after `since_cursor` matching `flt` in cursor order; `flt.group` is the
-        caller's to resolve into `hosts` (the group's members), which restricts them."""
+        """Events with since_cursor < cursor (< before_cursor, unless 0) that match `flt`,
+        by cursor, at most `limit`; `flt.group` is the caller's to resolve into `hosts`
+        (the group's members), which restricts them. A record that cannot be shown is
+        left out and not counted (controller.store.readable)."""
 
     def prune_events(self, before: float, keep: int, sinks: Sequence[str], batch: int) -> int:
         """Deletes up to `batch` of the oldest events received before `before` or beyond
@@ -164,8 +168,13 @@ class Store(Protocol):
     def get_failover(self, failover_id: str) -> Failover | None: ...
 
     def list_failovers(
-        self, group: str = "", active_only: bool = False, limit: int = 100
-    ) -> list[Failover]: ...
+        self,
+        group: str = "",
+        active_only: bool = False,
+        limit: int = 100,
+        before: tuple[float, str] | None = None,
+    ) -> list[Failover]:
+        """Newest first, by (created_at, id); those before `before` (a page)."""
 
     def pending_commands(self, host_id: str) -> list[pb.Command]: ...
 
@@ -193,6 +202,9 @@ class Store(Protocol):
     ) -> AuditRow: ...
 
     def list_audit(self, since_seq: int = 0, limit: int = 1000) -> list[AuditRow]: ...
+
+    def last_audit_seq(self) -> int:
+        """The newest entry's seq (0 when the log is empty)."""
 
     # Operations.
     def set_maintenance(
@@ -240,7 +252,13 @@ class Store(Protocol):
 
     def open_incident_for(self, group: str) -> IncidentRow | None: ...
 
-    def list_incidents(self, open_only: bool = False, limit: int = 100) -> list[IncidentRow]: ...
+    def list_incidents(
+        self,
+        open_only: bool = False,
+        limit: int = 100,
+        before: tuple[float, str] | None = None,
+    ) -> list[IncidentRow]:
+        """Newest first, by (started_at, id); those before `before` (a page)."""
 
     def get_incident(self, incident_id: str) -> IncidentRow | None: ...
 
@@ -255,7 +273,10 @@ class Store(Protocol):
     ) -> None:
         """Records a failed delivery and moves the sink's cursor past it, atomically."""
 
-    def list_dead_letters(self, sink: str = "") -> list[DeadLetterRow]: ...
+    def list_dead_letters(
+        self, sink: str = "", after_id: int = 0, limit: int | None = None
+    ) -> list[DeadLetterRow]:
+        """Dead letters not requeued, by id; those after `after_id` (a page)."""
 
     def requeue_dead_letters(self, sink: str, ids: Sequence[int], at: float) -> int: ...
 

@@ -3,6 +3,11 @@
 isort:skip_file
 The API people (through hangwatchctl) and incident tooling call. With
 mutual TLS each method checks the caller's role; every mutation is audited.
+
+Listings page: a List request takes page_size (at most that many records per
+page) and page_token (the previous response's next_page_token, with the rest
+of the request unchanged). A page also stops short of 2 MiB, so no record,
+however large, breaks a listing.
 """
 
 from collections import abc as _abc

@@ -551,7 +551,7 @@ class Notice(_message.Message):
     group: _builtins.str
     incident_id: _builtins.str
     failover_id: _builtins.str
-    """"" for incident events without a failover"""
+    """"": no failover"""
     from_host: _builtins.str
     to_host: _builtins.str
     needs_approval: _builtins.bool

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from clusterkit import FAST_CONTROLLER, Admin
+from receivers import Receiver
 
 from lab.localcluster import LocalCluster
 
@@ -27,6 +28,14 @@ def admin(cluster: LocalCluster) -> Iterator[Admin]:
     a = Admin(cluster.address)
     yield a
     a.close()
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    """A webhook receiver on loopback (started by the test, once its statuses are set)."""
+    r = Receiver()
+    yield r
+    r.stop()
 
 
 @pytest.hookimpl(tryfirst=True, hookwrapper=True)

@@ -32,9 +32,8 @@ AGENT = {
 
 def events(admin: Admin, kind: str = "", mount: str = "") -> list[pb.Event]:
     flt = admin_pb.EventFilter(kind=kind, mount=mount)
-    return list(
-        admin.stub.ListEvents(admin_pb.ListEventsRequest(filter=flt, limit=1000), timeout=5).events
-    )
+    request = admin_pb.ListEventsRequest(filter=flt, page_size=1000)
+    return list(admin.stub.ListEvents(request, timeout=5).events)
 
 
 def mount_state(admin: Admin, host: str, mount: str) -> str:

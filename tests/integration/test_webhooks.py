@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,13 +23,6 @@ from lab.localcluster import LocalCluster, wait_for
 
 SECRET = "s3cret"
 FAST_RETRY = {"backoff_base_seconds": 0.1, "backoff_cap_seconds": 0.5, "timeout_seconds": 2.0}
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    r = Receiver()
-    yield r
-    r.stop()
 
 
 def test_json_sink_gets_every_event_once_signed_across_an_outage_and_a_restart(

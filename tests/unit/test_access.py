@@ -3,13 +3,13 @@ certificate's SANs, and the limits hold."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import grpc
 import pytest
 
 from agent.config import ControllerSettings
-from controller.api import validate
 from controller.api.access import (
     ADMIN_ROLES,
     ADMIN_SERVICE,
@@ -23,10 +23,11 @@ from controller.api.access import (
 )
 from controller.api.identity import Caller, Identify
 from controller.api.ratelimit import TokenBuckets
+from controller.api.refusals import RefusalLog
 from controller.config import ACCESS_ROLES, AccessSettings, LimitSettings, TlsSettings
 from hangwatch import tls
 from hangwatch.addresses import Address
-from hangwatch.errors import AddressError, HangwatchError, Invalid
+from hangwatch.errors import AddressError, HangwatchError, PermissionDenied
 from hangwatch.v1 import admin_service_pb2 as admin_pb
 from hangwatch.v1 import agent_service_pb2 as agent_pb
 from hangwatch.v1 import types_pb2 as pb
@@ -125,10 +126,10 @@ def test_undecodable_and_oversized_requests_are_invalid_and_not_audited():
         False,
     )
     assert str(refused) == "request: bad UTF-8"
-    huge = admin_pb.GetHostRequest(host_id="x" * (validate.MAX_STRING + 1))
+    huge = admin_pb.GetHostRequest(host_id="x" * 257)
     refused = refusal(g, ADMIN_SERVICE, "GetHost", root, huge)
     assert grpc.StatusCode[refused.code] == grpc.StatusCode.INVALID_ARGUMENT
-    assert str(refused).startswith("host_id: is 8193 long")
+    assert str(refused).startswith("host_id: is 257 characters long, the limit for identifier")
 
 
 def test_heartbeats_are_rate_limited_per_host():
@@ -143,8 +144,52 @@ def test_heartbeats_are_rate_limited_per_host():
     assert str(refused).startswith("host_id: 'web1' is over the limit of 0.001")
     assert "burst 2" in str(refused)
     g.check(AGENT_SERVICE, "Heartbeat", web2, agent_pb.HeartbeatRequest(host_id="web2"))
-    # Registration is not rate limited.
-    g.check(AGENT_SERVICE, "Register", web1, agent_pb.RegisterRequest(host_id="web1"))
+
+
+def test_register_and_command_results_are_rate_limited_too():
+    """Before: Register and ReportCommandResult had no limit (and each result ran a
+    coordinator pass)."""
+    g = gate(rate=0.001, burst=2)
+    web1 = Caller("web1", "agent", frozenset({"web1"}))
+    register = agent_pb.RegisterRequest(host_id="web1", boot_id="b")
+    result = agent_pb.ReportCommandResultRequest(result=pb.CommandResult(host_id="web1"))
+    g.check(AGENT_SERVICE, "Register", web1, register)
+    g.check(AGENT_SERVICE, "ReportCommandResult", web1, result)
+    for method, request in (("Register", register), ("ReportCommandResult", result)):
+        refused = refusal(g, AGENT_SERVICE, method, web1, request)
+        assert grpc.StatusCode[refused.code] == grpc.StatusCode.RESOURCE_EXHAUSTED
+    # The stream of commands is one long call, not a rate.
+    g.check(AGENT_SERVICE, "Commands", web1, agent_pb.CommandsRequest(host_id="web1"))
+
+
+def test_a_callers_repeated_refusals_are_written_once_per_window_then_summarised():
+    """Before: every refusal was written as it came: one agent heartbeating for other
+    hosts' ids added 10 400 audit rows in 8 seconds."""
+    written: list[tuple[str, str, str, str]] = []
+
+    async def audit(who: Caller, action: str, target: str, error: HangwatchError) -> None:
+        written.append((who.name, action, target, str(error)))
+
+    async def flood() -> None:
+        log = RefusalLog(audit, window=0.2)
+        web1 = Caller("web1", "agent", frozenset({"web1"}))
+        for i in range(500):
+            await log.refused(web1, "Heartbeat", f"other{i}", PermissionDenied(f"host_id: {i}"))
+        await log.refused(web1, "Register", "web2", PermissionDenied("role: another reason"))
+        await log.refused(Caller("web2", "agent"), "Heartbeat", "x", PermissionDenied("host_id"))
+        assert len(written) == 3
+        await asyncio.sleep(0.4)
+
+    asyncio.run(flood())
+    assert written[:3] == [
+        ("web1", "Heartbeat", "other0", "host_id: 0"),
+        ("web1", "Register", "web2", "role: another reason"),
+        ("web2", "Heartbeat", "x", "host_id"),
+    ]
+    assert len(written) == 4
+    who, action, target, summary = written[3]
+    assert (who, action, target) == ("web1", "Heartbeat", "other499")
+    assert summary.startswith("499 more like it in 0s, not written one by one; the last: host_id")
 
 
 def test_token_bucket_refills_and_forgets_idle_hosts(monkeypatch):
@@ -158,32 +203,6 @@ def test_token_bucket_refills_and_forgets_idle_hosts(monkeypatch):
     for key in ("b", "c", "d"):
         buckets.take(key)
     assert len(buckets._buckets) <= 3
-
-
-@pytest.mark.parametrize(
-    ("request_message", "field"),
-    [
-        (agent_pb.HeartbeatRequest(mounts=[pb.MountHealth(state=99)]), "mounts[0].state"),
-        (
-            agent_pb.RegisterRequest(mounts=[pb.Mount()] * (validate.MAX_REPEATED + 1)),
-            "mounts",
-        ),
-        (
-            admin_pb.SetMaintenanceRequest(until={"seconds": 300_000_000_000}),
-            "until",
-        ),
-        (
-            agent_pb.ReportEventsRequest(
-                events=[pb.Event(evidence=pb.Evidence(attributes={"k": "v" * 9000}))]
-            ),
-            "events[0].evidence.attributes[k]",
-        ),
-    ],
-)
-def test_bounded_names_the_field(request_message, field):
-    with pytest.raises(Invalid) as caught:
-        validate.bounded(request_message)
-    assert caught.value.field == field
 
 
 # Identities from real certificates.

@@ -220,3 +220,37 @@ def test_incident_facts_lockup_signals_and_remote_ids(stores):
     assert store.remote_id("statuspage", "i1") is None
     store.set_remote_id("statuspage", "i1", "sp-42")
     assert store.remote_id("statuspage", "i1") == "sp-42"
+
+
+def test_pages_of_every_listing(stores):
+    store = stores.open()
+    for host in ("c", "a", "b"):
+        store.register_host(registration(host), 1.0)
+    assert [h.host_id for h in store.list_hosts(after="a", limit=1)] == ["b"]
+    assert [h.host_id for h in store.list_hosts(after="b")] == ["c"]
+
+    stored = store.add_events([event("a", i + 1) for i in range(5)], 1.0)
+    older = store.list_events(admin_pb.EventFilter(), 0, 2, True, None, stored[3].cursor)
+    assert [e.cursor for e in older] == [stored[2].cursor, stored[1].cursor]
+
+    for n, incident in enumerate(("i1", "i2", "i3")):
+        store.open_incident(incident, "mail", "a", float(n), "lockup")
+    assert [r.id for r in store.list_incidents(limit=1, before=(2.0, "i3"))] == ["i2"]
+
+    first = proposal("g1")
+    store.commit_failover(FailoverCommit(first), 1.0)
+    second = proposal("g2")
+    store.commit_failover(FailoverCommit(second), 2.0)
+    newest = store.list_failovers(limit=1)
+    assert len(newest) == 1
+    rest = store.list_failovers(before=(newest[0].created_at, newest[0].id))
+    assert {f.id for f in [*newest, *rest]} == {first.id, second.id}
+
+    for n in range(3):
+        store.add_dead_letter("pager", stored[n].id, 8, "HTTP 500", 1.0, stored[n].cursor)
+    ids = [d.id for d in store.list_dead_letters("pager")]
+    assert [d.id for d in store.list_dead_letters("pager", after_id=ids[0], limit=1)] == [ids[1]]
+
+    assert store.last_audit_seq() == 0
+    store.append_audit(1.0, "alice", "operator", "maintenance on", "a", "patching")
+    assert store.last_audit_seq() == 1

@@ -55,6 +55,10 @@ class AuditLog(EtcdBase):
         txn.put(self._keys.audit_head, dump({"seq": row.seq, "hash": row.hash}))
         return row
 
+    def last_audit_seq(self) -> int:
+        head = self._kv.get(self._keys.audit_head)
+        return 0 if head is None else int(load(head.value)["seq"])
+
     def list_audit(self, since_seq: int = 0, limit: int = 1000) -> list[AuditRow]:
         keys = self._keys
         entries = self._kv.scan(keys.audit, start=keys.audit_row(since_seq + 1), limit=limit)

@@ -43,6 +43,7 @@ from controller.store.etcd.base import EtcdBase
 from controller.store.etcd.keys import load, unmessage
 from controller.store.etcd.kv import ATTEMPTS, Entry, EtcdKV, Fence, Reads, Txn, failure_reads
 from controller.store.interface import LOCKUP_KINDS
+from controller.store.readable import readable
 from hangwatch import pbtime
 from hangwatch.errors import StoreUnavailable
 from hangwatch.v1 import admin_service_pb2 as admin_pb
@@ -137,11 +138,12 @@ class EventLog(EtcdBase):
         limit: int,
         newest_first: bool = False,
         hosts: Sequence[str] | None = None,
+        before_cursor: int = 0,
     ) -> list[pb.Event]:
         keys = self._keys
         members = None if hosts is None else set(hosts)
         out: list[pb.Event] = []
-        low, high = since_cursor + 1, 0
+        low, high = since_cursor + 1, before_cursor
         while len(out) < limit:
             page = self._kv.scan(
                 keys.events,
@@ -152,6 +154,8 @@ class EventLog(EtcdBase):
             )
             for entry in page:
                 event = _event(entry, keys.events)
+                if not readable(event, f"event {event.id} (cursor {event.cursor})"):
+                    continue
                 if _matches(flt, event) and (members is None or event.host_id in members):
                     out.append(event)
                     if len(out) == limit:

@@ -116,15 +116,21 @@ class FailoverKeys(AuditLog):
         return None if entry is None else _failover(entry)
 
     def list_failovers(
-        self, group: str = "", active_only: bool = False, limit: int = 100
+        self,
+        group: str = "",
+        active_only: bool = False,
+        limit: int = 100,
+        before: tuple[float, str] | None = None,
     ) -> list[Failover]:
         found = [_failover(e) for e in self._kv.scan(self._keys.failovers)]
         found = [
             f
             for f in found
-            if (not group or f.group == group) and (not active_only or f.state.active)
+            if (not group or f.group == group)
+            and (not active_only or f.state.active)
+            and (before is None or (f.created_at, f.id) < before)
         ]
-        found.sort(key=lambda f: f.created_at, reverse=True)
+        found.sort(key=lambda f: (f.created_at, f.id), reverse=True)
         return found[:limit]
 
     def failover_counts(self) -> dict[str, int]:

@@ -94,9 +94,19 @@ class OpsKeys(EtcdBase):
     def open_incident_for(self, group: str) -> IncidentRow | None:
         return next((r for r in self._incidents() if r.group == group and r.ended_at is None), None)
 
-    def list_incidents(self, open_only: bool = False, limit: int = 100) -> list[IncidentRow]:
-        rows = [r for r in self._incidents() if not open_only or r.ended_at is None]
-        rows.sort(key=lambda r: r.started_at, reverse=True)
+    def list_incidents(
+        self,
+        open_only: bool = False,
+        limit: int = 100,
+        before: tuple[float, str] | None = None,
+    ) -> list[IncidentRow]:
+        rows = [
+            r
+            for r in self._incidents()
+            if (not open_only or r.ended_at is None)
+            and (before is None or (r.started_at, r.id) < before)
+        ]
+        rows.sort(key=lambda r: (r.started_at, r.id), reverse=True)
         return rows[:limit]
 
     def get_incident(self, incident_id: str) -> IncidentRow | None:

@@ -57,7 +57,7 @@ class EtcdStore(FailoverKeys, OpsKeys, WebhookKeys, UpgradeKeys):
             found.get(keys.needs_clear(host_id)),
         )
 
-    def list_hosts(self) -> list[HostRecord]:
+    def list_hosts(self, after: str = "", limit: int | None = None) -> list[HostRecord]:
         keys = self._keys
         hosts, heartbeats, clears = self._kv.scan_together(
             [keys.hosts, keys.heartbeats, keys.needs_clears]
@@ -68,7 +68,8 @@ class EtcdStore(FailoverKeys, OpsKeys, WebhookKeys, UpgradeKeys):
             _host(e, beats.get(_name(e, keys.hosts)), marks.get(_name(e, keys.hosts)))
             for e in hosts
         ]
-        return sorted(records, key=lambda r: r.host_id)
+        found = sorted((r for r in records if r.host_id > after), key=lambda r: r.host_id)
+        return found if limit is None else found[:limit]
 
 
 def _name(entry: Entry, prefix: str) -> str:

@@ -71,12 +71,20 @@ class WebhookKeys(EventLog):
 
         self._leader_change(build)
 
-    def list_dead_letters(self, sink: str = "") -> list[DeadLetterRow]:
-        return [
-            _row(d)
-            for d in self._letters()
-            if d["requeued_at"] is None and (not sink or d["sink"] == sink)
-        ]
+    def list_dead_letters(
+        self, sink: str = "", after_id: int = 0, limit: int | None = None
+    ) -> list[DeadLetterRow]:
+        found = sorted(
+            (
+                _row(d)
+                for d in self._letters()
+                if d["requeued_at"] is None
+                and (not sink or d["sink"] == sink)
+                and d["id"] > after_id
+            ),
+            key=lambda r: r.id,
+        )
+        return found if limit is None else found[:limit]
 
     def requeue_dead_letters(self, sink: str, ids: Sequence[int], at: float) -> int:
         """Marks dead letters (of `sink`, or all; the `ids`, or all) for resending."""

@@ -39,6 +39,10 @@ class AuditTable(SQLiteBase):
             )
         return row
 
+    def last_audit_seq(self) -> int:
+        row = self._db.execute("SELECT max(seq) FROM audit").fetchone()
+        return int(row[0] or 0)
+
     def list_audit(self, since_seq: int = 0, limit: int = 1000) -> list[AuditRow]:
         rows = self._db.execute(
             f"SELECT {_COLUMNS} FROM audit WHERE seq > ? ORDER BY seq LIMIT ?", (since_seq, limit)

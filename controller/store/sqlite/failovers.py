@@ -87,18 +87,26 @@ class FailoverTables(AuditTable):
         return records.loads(Failover, row[0]) if row else None
 
     def list_failovers(
-        self, group: str = "", active_only: bool = False, limit: int = 100
+        self,
+        group: str = "",
+        active_only: bool = False,
+        limit: int = 100,
+        before: tuple[float, str] | None = None,
     ) -> list[Failover]:
-        where, args = [], []
+        where: list[str] = []
+        args: list[object] = []
         if group:
             where.append("group_name = ?")
             args.append(group)
         if active_only:
             where.append("state NOT IN ('COMPLETED', 'REJECTED', 'CANCELLED', 'FAILED')")
+        if before is not None:
+            where.append("(created_at, id) < (?, ?)")
+            args.extend(before)
         sql = "SELECT record FROM failovers"
         if where:
             sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY created_at DESC LIMIT ?"
+        sql += " ORDER BY created_at DESC, id DESC LIMIT ?"
         return [records.loads(Failover, r[0]) for r in self._db.execute(sql, (*args, limit))]
 
     def failover_counts(self) -> dict[str, int]:

@@ -86,11 +86,21 @@ class OpsTables(SQLiteBase):
         ).fetchone()
         return IncidentRow(*row) if row else None
 
-    def list_incidents(self, open_only: bool = False, limit: int = 100) -> list[IncidentRow]:
-        where = " WHERE ended_at IS NULL" if open_only else ""
-        rows = self._db.execute(
-            f"SELECT {_INCIDENT} FROM incidents{where} ORDER BY started_at DESC LIMIT ?", (limit,)
-        )
+    def list_incidents(
+        self,
+        open_only: bool = False,
+        limit: int = 100,
+        before: tuple[float, str] | None = None,
+    ) -> list[IncidentRow]:
+        where = ["ended_at IS NULL"] if open_only else []
+        args: list[object] = []
+        if before is not None:
+            where.append("(started_at, id) < (?, ?)")
+            args.extend(before)
+        sql = f"SELECT {_INCIDENT} FROM incidents"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        rows = self._db.execute(sql + " ORDER BY started_at DESC, id DESC LIMIT ?", (*args, limit))
         return [IncidentRow(*r) for r in rows]
 
     def get_incident(self, incident_id: str) -> IncidentRow | None:

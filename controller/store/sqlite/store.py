@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from controller.store.interface import LOCKUP_KINDS, HostRecord
+from controller.store.readable import readable
 from controller.store.sqlite.failovers import FailoverTables
 from controller.store.sqlite.ops import OpsTables
 from controller.store.sqlite.upgrades import UpgradeTables
@@ -68,8 +69,19 @@ class SQLiteStore(FailoverTables, OpsTables, WebhookTables, UpgradeTables):
         row = self._db.execute(_HOST_SELECT + " WHERE host_id = ?", (host_id,)).fetchone()
         return _host(row) if row else None
 
-    def list_hosts(self) -> list[HostRecord]:
-        return [_host(r) for r in self._db.execute(_HOST_SELECT + " ORDER BY host_id")]
+    def list_hosts(self, after: str = "", limit: int | None = None) -> list[HostRecord]:
+        out: list[HostRecord] = []
+        while limit is None or len(out) < limit:
+            # Rows are read until `limit` readable ones are found (unreadable ones are few).
+            want = -1 if limit is None else limit - len(out)
+            rows = self._db.execute(
+                _HOST_SELECT + " WHERE host_id > ? ORDER BY host_id LIMIT ?", (after, want)
+            ).fetchall()
+            out += [h for h in map(_host, rows) if h is not None]
+            if not rows or want < 0 or len(rows) < want:
+                break
+            after = rows[-1][0]
+        return out
 
     # Events.
 
@@ -120,6 +132,7 @@ class SQLiteStore(FailoverTables, OpsTables, WebhookTables, UpgradeTables):
         limit: int,
         newest_first: bool = False,
         hosts: Sequence[str] | None = None,
+        before_cursor: int = 0,
     ) -> list[pb.Event]:
         """Events after `since_cursor` that match `flt` (and are of `hosts`, when given).
 
@@ -128,22 +141,41 @@ class SQLiteStore(FailoverTables, OpsTables, WebhookTables, UpgradeTables):
         query sorts, or scans past what it returns.
         """
         if hosts is None:
-            return self._events(flt, since_cursor, limit, newest_first)
+            return self._events(flt, since_cursor, limit, newest_first, before_cursor)
         wanted = sorted({h for h in hosts if not flt.host_id or h == flt.host_id})
         merged: list[pb.Event] = []
         for host in wanted:
             one = admin_pb.EventFilter()
             one.CopyFrom(flt)
             one.host_id = host
-            merged += self._events(one, since_cursor, limit, newest_first)
+            merged += self._events(one, since_cursor, limit, newest_first, before_cursor)
         merged.sort(key=lambda e: e.cursor, reverse=newest_first)
         return merged[:limit]
 
     def _events(
-        self, flt: admin_pb.EventFilter, since_cursor: int, limit: int, newest_first: bool
+        self,
+        flt: admin_pb.EventFilter,
+        since_cursor: int,
+        limit: int,
+        newest_first: bool,
+        before_cursor: int,
     ) -> list[pb.Event]:
-        sql, args = events_query(flt, since_cursor, limit, newest_first)
-        return [_event(*row) for row in self._db.execute(sql, args)]
+        out: list[pb.Event] = []
+        while len(out) < limit:
+            # Rows are read until `limit` readable ones are found (unreadable ones are few).
+            want = limit - len(out)
+            sql, args = events_query(flt, since_cursor, want, newest_first, before_cursor)
+            rows = self._db.execute(sql, args).fetchall()
+            out += [
+                e for e in map(_event, rows) if readable(e, f"event {e.id} (cursor {e.cursor})")
+            ]
+            if len(rows) < want:
+                break
+            if newest_first:
+                before_cursor = rows[-1][0]
+            else:
+                since_cursor = rows[-1][0]
+        return out
 
     def lockup_signals(
         self, host_id: str, mount: str, before_cursor: int, limit: int
@@ -154,7 +186,7 @@ class SQLiteStore(FailoverTables, OpsTables, WebhookTables, UpgradeTables):
             f"AND kind IN ({marks}) AND (? = 0 OR cursor < ?) ORDER BY cursor DESC LIMIT ?",
             (host_id, mount, *LOCKUP_KINDS, before_cursor, before_cursor, limit),
         )
-        return [_event(*row) for row in rows]
+        return [_event(row) for row in rows]
 
     def prune_events(self, before: float, keep: int, sinks: Sequence[str], batch: int) -> int:
         """Deletes up to `batch` of the oldest events received before `before` or older
@@ -207,11 +239,18 @@ _NOT_DEAD = "id NOT IN (SELECT event_id FROM webhook_dead_letters)"
 
 
 def events_query(
-    flt: admin_pb.EventFilter, since_cursor: int, limit: int, newest_first: bool
+    flt: admin_pb.EventFilter,
+    since_cursor: int,
+    limit: int,
+    newest_first: bool,
+    before_cursor: int = 0,
 ) -> tuple[str, tuple[object, ...]]:
     """The SELECT of `list_events` for one filter (apart from the group)."""
     where = ["cursor > ?"]
     args: list[object] = [since_cursor]
+    if before_cursor:
+        where.append("cursor < ?")
+        args.append(before_cursor)
     for column, value in (("host_id", flt.host_id), ("kind", flt.kind), ("mount", flt.mount)):
         if value:
             where.append(f"{column} = ?")
@@ -227,30 +266,37 @@ def events_query(
     return sql, (*args, limit)
 
 
-def _event(cursor: int, received_at: float, body: bytes) -> pb.Event:
-    event = pb.Event.FromString(body)
-    event.cursor = cursor
-    event.received_at.CopyFrom(pbtime.timestamp(received_at))
-    return event
-
-
 _HOST_SELECT = (
     "SELECT host_id, boot_id, agent_version, registered_at, last_heartbeat_at, "
     "registration, last_heartbeat, needs_clear FROM hosts"
 )
 
 
-def _host(row: tuple[Any, ...]) -> HostRecord:
+def _event(row: tuple[int, float, bytes]) -> pb.Event:
+    cursor, received_at, body = row
+    event = pb.Event.FromString(body)
+    event.cursor = cursor
+    event.received_at.CopyFrom(pbtime.timestamp(received_at))
+    return event
+
+
+def _host(row: tuple[Any, ...]) -> HostRecord | None:
+    """The host; None when its registration cannot be shown. A heartbeat that cannot be
+    shown is left out alone: the host's next heartbeat replaces it."""
     host_id, boot_id, version, registered_at, hb_at, registration, heartbeat, clear = row
+    reg = agent_pb.RegisterRequest.FromString(registration)
+    if not readable(reg, f"host {host_id}'s registration"):
+        return None
+    beat = None if heartbeat is None else agent_pb.HeartbeatRequest.FromString(heartbeat)
+    if beat is not None and not readable(beat, f"host {host_id}'s last heartbeat"):
+        beat = None
     return HostRecord(
         host_id=host_id,
         boot_id=boot_id,
         agent_version=version,
         registered_at=registered_at,
         last_heartbeat_at=hb_at,
-        registration=agent_pb.RegisterRequest.FromString(registration),
-        last_heartbeat=(
-            None if heartbeat is None else agent_pb.HeartbeatRequest.FromString(heartbeat)
-        ),
+        registration=reg,
+        last_heartbeat=beat,
         needs_clear=clear,
     )

@@ -45,9 +45,14 @@ class WebhookTables(SQLiteBase):
             )
             self.set_webhook_cursor(sink, cursor)
 
-    def list_dead_letters(self, sink: str = "") -> list[DeadLetterRow]:
-        where = " WHERE d.requeued_at IS NULL" + (" AND d.sink = ?" if sink else "")
-        rows = self._db.execute(_DEAD + where + " ORDER BY d.id", (sink,) if sink else ())
+    def list_dead_letters(
+        self, sink: str = "", after_id: int = 0, limit: int | None = None
+    ) -> list[DeadLetterRow]:
+        where = " WHERE d.requeued_at IS NULL AND d.id > ?" + (" AND d.sink = ?" if sink else "")
+        args = (after_id, sink) if sink else (after_id,)
+        rows = self._db.execute(
+            _DEAD + where + " ORDER BY d.id LIMIT ?", (*args, -1 if limit is None else limit)
+        )
         return [DeadLetterRow(*r) for r in rows]
 
     def requeue_dead_letters(self, sink: str, ids: Sequence[int], at: float) -> int:
