@@ -54,10 +54,14 @@ class Outbox:
         self._events = dict(sorted(merged.items(), key=lambda kv: kv[1].host_seq))
         self._changed.set()
 
-    def batch(self, size: int) -> list[pb.Event]:
+    def batch(self, size: int, max_bytes: int) -> list[pb.Event]:
+        """The oldest events, at most `size` of them and `max_bytes` serialized (but at
+        least one): lockup evidence makes some events tens of KiB."""
         out: list[pb.Event] = []
+        used = 0
         for event in self._events.values():
-            if len(out) == size:
+            used += event.ByteSize()
+            if len(out) == size or (out and used > max_bytes):
                 break
             out.append(event)
         return out

@@ -17,12 +17,15 @@ from agent.link.backoff import retrying
 from agent.link.channel import ControllerLink
 from agent.link.outbox import Outbox
 from agent.workers.spool import Spool
+from hangwatch.grpcopts import MAX_MESSAGE_BYTES
 from hangwatch.v1 import agent_service_pb2 as agent_pb
 from hangwatch.v1 import types_pb2 as pb
 
 log = logging.getLogger(__name__)
 
 BATCH_SIZE = 500
+# Half the 4 MiB message limit: a batch of lockups with their evidence still fits.
+BATCH_BYTES = MAX_MESSAGE_BYTES // 2
 # Answers that resending cannot change: the event itself is wrong.
 REFUSALS = frozenset({grpc.StatusCode.INVALID_ARGUMENT})
 
@@ -44,7 +47,7 @@ class Reporter:
         await ready.wait()
         size = BATCH_SIZE
         while True:
-            batch = self._outbox.batch(size)
+            batch = self._outbox.batch(size, BATCH_BYTES)
             if not batch:
                 await self._outbox.wait(timeout=1.0)
                 continue

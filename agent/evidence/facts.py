@@ -1,0 +1,71 @@
+"""What the event loop knows of a confirmed lockup, handed to the thread that gathers (pure)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from agent.health import Transition
+from agent.kmsg.recent import HeldReport, RecentKernelLog, kernel_usec
+from hangwatch import pbtime
+from hangwatch.v1 import types_pb2 as pb
+
+# The kernel log is shown from this long before the mount's first sign of trouble...
+LOG_BEFORE_TROUBLE = 60.0
+# ...which is looked for at most this far back among the signals behind the lockup.
+MAX_LOOKBACK = 600.0
+
+
+@dataclass(frozen=True)
+class LockupFacts:
+    mount: str
+    rule: str
+    kernel_release: str
+    architecture: str
+    trouble_since: float
+    # The kernel-log window (dmesg lines) and the hung-task reports, from the kmsg source.
+    kernel_log: tuple[str, ...] = ()
+    reports: tuple[HeldReport, ...] = ()
+    # Seconds each pid has been seen blocked, from the signals behind the lockup.
+    blocked_for: Mapping[int, float] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()
+
+
+def facts_of(
+    transition: Transition, recent: RecentKernelLog | None, inventory: pb.Inventory
+) -> LockupFacts:
+    """The facts of a LOCKED transition; `recent` is None when the kernel log is not read."""
+    at = transition.at
+    signs = [s.at for s in transition.evidence if at - MAX_LOOKBACK <= s.at <= at]
+    trouble_since = min(signs, default=at)
+    blocked: dict[int, float] = {}
+    for signal in transition.evidence:
+        for task in signal.stuck_tasks:
+            blocked[task.pid] = max(blocked.get(task.pid, 0.0), task.blocked_seconds)
+    log_since = trouble_since - LOG_BEFORE_TROUBLE
+    return LockupFacts(
+        mount=transition.mount,
+        rule=transition.rule,
+        kernel_release=inventory.kernel_release,
+        architecture=inventory.architecture,
+        trouble_since=trouble_since,
+        kernel_log=recent.window(kernel_usec(log_since)) if recent else (),
+        reports=recent.reports(transition.mount, log_since) if recent else (),
+        blocked_for=blocked,
+        notes=() if recent else ("kernel log: not read by this agent ([kmsg] enabled = false)",),
+    )
+
+
+def in_memory(facts: LockupFacts) -> pb.LockupEvidence:
+    """The parts that need no reading: all there is when the rest cannot be had in time."""
+    lockup = pb.LockupEvidence(
+        rule=facts.rule,
+        kernel_release=facts.kernel_release,
+        architecture=facts.architecture,
+        trouble_since=pbtime.timestamp(facts.trouble_since),
+        kernel_log=facts.kernel_log,
+        notes=facts.notes,
+    )
+    for report in facts.reports:
+        lockup.hung_task_reports.add(at=pbtime.timestamp(report.at), lines=report.lines)
+    return lockup
