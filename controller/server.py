@@ -29,7 +29,9 @@ from controller.notify.webhooks import Dispatcher
 from controller.store.dbthread import DbThread
 from controller.store.sqlite.store import SQLiteStore
 from controller.upgrades.advisories import AdvisoryBook
+from controller.upgrades.drafts import Draft, DraftBook
 from controller.upgrades.driver import UpgradeDriver
+from controller.upgrades.suspects import SuspectWatch
 from hangwatch.addresses import parse_address
 from hangwatch.grpcopts import server_options
 from hangwatch.metrics import MetricsEndpoint
@@ -65,11 +67,19 @@ async def serve(config: ControllerConfig) -> None:
     hub = CommandHub(lambda host: db.run(store.pending_commands, host))
     advisories = AdvisoryBook()
     advisories.load(await db.run(store.list_advisories))
-    snapshots = Snapshots(store, db, config, advisories.lookup)
+    drafts = DraftBook()
+    drafts.load(await db.run(store.list_drafts, True))
+    snapshots = Snapshots(store, db, config, advisories.lookup, drafts.lookup)
     ledger = Ledger(store, db, hub, timeouts(config))
     coordinator = Coordinator(store, db, config, ledger, snapshots)
     upgrades = UpgradeDriver(store, db, config, ledger, snapshots)
     webhooks = Dispatcher(config, store, db, bus)
+
+    async def drafted(_: Draft) -> None:
+        drafts.load(await db.run(store.list_drafts, True))
+        coordinator.wake()
+
+    suspects = SuspectWatch(store, db, bus, drafted)
     ingest = IngestCounter()
 
     def stored(events: Sequence[pb.Event]) -> None:
@@ -90,6 +100,7 @@ async def serve(config: ControllerConfig) -> None:
             snapshots,
             advisories,
             upgrades,
+            drafts,
             webhooks=webhooks,
         ),
         server,
@@ -123,6 +134,7 @@ async def serve(config: ControllerConfig) -> None:
     log.info("listening on %s:%d (%s)", address.host, port, transport)
     coordinating = asyncio.create_task(coordinator.run(), name="coordinator")
     upgrading = asyncio.create_task(upgrades.run(), name="upgrades")
+    suspecting = asyncio.create_task(suspects.run(), name="suspects")
     webhooks.start()
     metrics.start(config.metrics.listen)
 
@@ -141,6 +153,7 @@ async def serve(config: ControllerConfig) -> None:
     log.info("shutting down")
     coordinating.cancel()
     upgrading.cancel()
+    suspecting.cancel()
     notifier.stopping()
     watchdog.cancel()
     await health_servicer.enter_graceful_shutdown()

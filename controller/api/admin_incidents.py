@@ -6,7 +6,7 @@ import time
 
 from controller.api.rpc import Ctx, unary
 from controller.config import ControllerConfig
-from controller.incidents import report
+from controller.incidents import evidence, report
 from controller.store.dbthread import DbThread
 from controller.store.interface import IncidentRow, Store
 from hangwatch import pbtime
@@ -62,6 +62,8 @@ class IncidentAdmin:
         )
         entries = await self._db.run(self._timeline, row, members)
         msg = self._message(row)
+        lockups = await self._db.run(evidence.lockup_events, self._store, row, members)
+        msg.evidence.extend(e.id for e in lockups)
         for e in entries:
             msg.timeline.add(at=pbtime.timestamp(e.at), kind=e.kind, text=e.text, ref=e.ref)
         if request.format == "markdown":

@@ -19,6 +19,8 @@ from hangwatch.v1 import types_pb2 as pb
 
 HOST_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$")
 KIND_RE = re.compile(r"^[A-Z][A-Z0-9_]{0,63}$")
+# Names people give things: advisories, drafts, upgrade plans.
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")
 MAX_MOUNTS = 256
 MAX_PATH = 4096
 MAX_TEXT = 4096
@@ -33,6 +35,13 @@ def host_id(value: str, field: str = "host_id") -> None:
             field,
             f"{value[:80]!r} is not a host id "
             "(letters, digits, '.', '_', '-'; at most 253 characters)",
+        )
+
+
+def name(value: str, field: str) -> None:
+    if not NAME_RE.match(value):
+        raise Invalid(
+            field, f"{value[:80]!r} is not a name (letters, digits, '.', '_', ':', '-'; max 64)"
         )
 
 

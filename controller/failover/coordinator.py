@@ -22,6 +22,7 @@ from controller.failover.ledger import Ledger
 from controller.failover.machine import Failover, RunFence
 from controller.failover.model import ClusterState, FailoverState
 from controller.failover.snapshot import Snapshots
+from controller.failover.suspicion import ranking_note
 from controller.store.dbthread import DbThread
 from controller.store.interface import Store
 from hangwatch.errors import GroupBusy, StaleFailover
@@ -93,6 +94,7 @@ class Coordinator:
             )
         else:
             incident_id = incident.id
+        note = ranking_note(state, p.group, p.candidates, p.to_host)
         f = machine.propose(
             new_ulid(now),
             p.group,
@@ -102,7 +104,9 @@ class Coordinator:
             p.reason,
             SYSTEM.name,
             now,
-            p.reason + ("" if p.auto_approve else "; needs approval: " + "; ".join(p.hold)),
+            p.reason
+            + (f"; {note}" if note else "")
+            + ("" if p.auto_approve else "; needs approval: " + "; ".join(p.hold)),
             candidates=p.candidates,
             incident_id=incident_id,
         )

@@ -565,7 +565,6 @@ class Candidate(_message.Message):
     ELIGIBLE_FIELD_NUMBER: _builtins.int
     REASONS_FIELD_NUMBER: _builtins.int
     PROBE_LATENCY_FIELD_NUMBER: _builtins.int
-    NOTES_FIELD_NUMBER: _builtins.int
     host_id: _builtins.str
     eligible: _builtins.bool
     @_builtins.property
@@ -574,12 +573,6 @@ class Candidate(_message.Message):
 
     @_builtins.property
     def probe_latency(self) -> _duration_pb2.Duration: ...
-    @_builtins.property
-    def notes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
-        """Why an eligible member ranks lower than its place in the group says,
-        e.g. it runs a kernel an open advisory draft suspects.
-        """
-
     def __init__(
         self,
         *,
@@ -587,11 +580,10 @@ class Candidate(_message.Message):
         eligible: _builtins.bool = ...,
         reasons: _abc.Iterable[_builtins.str] | None = ...,
         probe_latency: _duration_pb2.Duration | None = ...,
-        notes: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["probe_latency", b"probe_latency"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["eligible", b"eligible", "host_id", b"host_id", "notes", b"notes", "probe_latency", b"probe_latency", "reasons", b"reasons"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["eligible", b"eligible", "host_id", b"host_id", "probe_latency", b"probe_latency", "reasons", b"reasons"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1931,7 +1923,7 @@ class IncidentEvidence(_message.Message):
     @_builtins.property
     def lockups(self) -> _containers.RepeatedCompositeFieldContainer[_types_pb2.Event]:
         """The confirmed lockups of the group's hosts in the incident's span, oldest
-        first, each with its evidence (at most 32: the newest are kept).
+        first, each with its evidence (at most 16: the newest are kept).
         """
 
     @_builtins.property
