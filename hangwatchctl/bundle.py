@@ -27,6 +27,17 @@ from hangwatch.v1 import types_pb2 as pb
 from hangwatchctl import render
 
 _SECRET_OPTION = re.compile(r"pass|secret|token|cred|key|auth", re.IGNORECASE)
+# The files of each lockup's directory, as the README describes them.
+LOCKUP_FILES = (
+    "summary.txt",
+    "kernel.txt",
+    "filesystem.txt",
+    "tasks.txt",
+    "hung-task-reports.txt",
+    "kernel-log.txt",
+    "devices.txt",
+    "event.json",
+)
 # A host id is already safe in a path; anything else in a directory name becomes "_".
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -163,7 +174,12 @@ def _tasks(evidence: pb.Evidence) -> str:
     if not evidence.lockup.tasks:
         lines += ["  (none found)", ""]
     lines += ["Tasks named by the signals behind the lockup (hung-task reports, /proc scans):", ""]
+    # Signals name a task again and again: its latest sighting with a stack tells most.
+    named: dict[int, pb.StuckTask] = {}
     for task in evidence.stuck_tasks:
+        if task.stack or task.pid not in named:
+            named[task.pid] = task
+    for task in named.values():
         lines += _task(task, list(task.stack))
     return "\n".join(lines).rstrip() + "\n"
 

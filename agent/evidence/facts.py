@@ -26,7 +26,8 @@ class LockupFacts:
     # The kernel-log window (dmesg lines) and the hung-task reports, from the kmsg source.
     kernel_log: tuple[str, ...] = ()
     reports: tuple[HeldReport, ...] = ()
-    # Seconds each pid has been seen blocked, from the signals behind the lockup.
+    # Tasks the mount's own signals saw blocked (its stuck probe, hung-task reports,
+    # D-state scans), with the seconds they were seen blocked.
     blocked_for: Mapping[int, float] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
 
@@ -40,6 +41,8 @@ def facts_of(
     trouble_since = min(signs, default=at)
     blocked: dict[int, float] = {}
     for signal in transition.evidence:
+        if signal.mount != transition.mount:
+            continue  # a host-wide sign (soft lockup): its tasks may be anywhere
         for task in signal.stuck_tasks:
             blocked[task.pid] = max(blocked.get(task.pid, 0.0), task.blocked_seconds)
     log_since = trouble_since - LOG_BEFORE_TROUBLE

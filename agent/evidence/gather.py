@@ -18,9 +18,9 @@ from agent.evidence.facts import LockupFacts, in_memory
 from agent.host.mounts import describe
 from agent.procfs._files import read_attr, read_text
 from agent.procfs.diskstats import parse_diskstats
-from agent.procfs.dstate import TaskStatus, psutil_tasks, scan_d_state
+from agent.procfs.dstate import BlockedTask, TaskStatus, psutil_tasks, scan_d_state
 from agent.procfs.mountinfo import load_device_map
-from agent.procfs.tasks import read_stack_trace
+from agent.procfs.tasks import read_stack_trace, read_stat, read_wchan
 from hangwatch import pbtime
 from hangwatch.v1 import types_pb2 as pb
 
@@ -47,21 +47,36 @@ def gather(
         mount = describe(devices, [facts.mount], sys_root=sys_root, proc_root=proc_root)[0]
         lockup.mount.CopyFrom(mount)
         scan = scan_d_state(tasks(), devices, proc_root=proc_root)
-        held = [t for t in scan.tasks if facts.mount in t.mounts]
-        held.sort(key=lambda t: -facts.blocked_for.get(t.pid, 0.0))
-        for task in held:
-            lockup.tasks.add(
-                pid=task.pid,
-                comm=task.comm,
-                wchan=task.wchan,
-                blocked_for=pbtime.duration(facts.blocked_for.get(task.pid, 0.0)),
-                trace=read_stack_trace(proc_root, task.pid),
-            )
-        if held and not any(t.trace for t in lockup.tasks):
+        lockup.tasks.extend(_blocked(facts, scan.tasks, proc_root))
+        if lockup.tasks and not any(t.trace for t in lockup.tasks):
             lockup.notes.append("tasks: /proc/PID/stack unreadable (needs root): wchan only")
         _device_counters(lockup, list(mount.backing_devices), proc_root, sys_root)
     bound(lockup)
     return lockup
+
+
+def _blocked(
+    facts: LockupFacts, scanned: Iterable[BlockedTask], proc_root: str
+) -> list[pb.StuckTask]:
+    """Tasks in D state on the mount, the longest blocked first: those whose files lie on
+    it, and those the mount's signals named that are still blocked (the agent's own
+    stuck probe, whose path is not an open file yet)."""
+    found = {t.pid: (t.comm, t.wchan) for t in scanned if facts.mount in t.mounts}
+    for pid in facts.blocked_for:
+        stat = None if pid in found else read_stat(proc_root, pid)
+        if stat is not None and stat.state == "D":
+            found[pid] = (stat.comm, read_wchan(proc_root, pid))
+    order = sorted(found, key=lambda pid: (-facts.blocked_for.get(pid, 0.0), pid))
+    return [
+        pb.StuckTask(
+            pid=pid,
+            comm=found[pid][0],
+            wchan=found[pid][1],
+            blocked_for=pbtime.duration(facts.blocked_for.get(pid, 0.0)),
+            trace=read_stack_trace(proc_root, pid),
+        )
+        for pid in order
+    ]
 
 
 def _device_counters(

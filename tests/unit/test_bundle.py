@@ -14,16 +14,7 @@ from hangwatch.v1 import types_pb2 as pb
 from hangwatchctl import bundle
 
 INCIDENT = "01JAAAAAAAAAAAAAAAAAAAAAAA"
-PER_LOCKUP = (
-    "summary.txt",
-    "kernel.txt",
-    "filesystem.txt",
-    "tasks.txt",
-    "hung-task-reports.txt",
-    "kernel-log.txt",
-    "devices.txt",
-    "event.json",
-)
+PER_LOCKUP = bundle.LOCKUP_FILES
 
 
 def evidence() -> admin_pb.IncidentEvidence:
@@ -63,6 +54,8 @@ def evidence() -> admin_pb.IncidentEvidence:
             device="loop3", diskstats="7 3 loop3 1 2 3", in_flight=0, in_flight_reads=0
         )
         lockup.notes.append("kernel log lines (the oldest): 3 of 203 cut to fit the bounds")
+        for stack in ((), ("schedule", "percpu_rwsem_wait"), ()):  # one task, seen thrice
+            event.evidence.stuck_tasks.add(pid=77, comm="imap", stack=stack)
         ev.signatures[event.id] = (
             "ext4 probe-stuck-no-io: percpu_rwsem_wait on kernel 6.1.0-13-amd64"
         )
@@ -84,6 +77,8 @@ def test_files_are_the_ones_the_readme_describes():
     assert "SUSPECT-0123456789abcdef" in summary and "probe-stuck-no-io" in summary
     assert "3 of 203 cut" in summary
     assert "percpu_rwsem_wait+0x1/0x2" in files["lockups/01-h1/tasks.txt"]
+    named = files["lockups/01-h1/tasks.txt"].split("Tasks named by the signals")[1]
+    assert named.count("pid 77 (imap)") == 1 and "    percpu_rwsem_wait" in named
     assert "INFO: task sh:42 blocked" in files["lockups/02-h2/kernel-log.txt"]
     assert "Linux version 6.1.0-13-amd64" in files["lockups/01-h1/kernel.txt"]
     assert "in flight: 0 (reads 0, writes 0)" in files["lockups/01-h1/devices.txt"]

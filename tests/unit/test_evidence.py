@@ -67,7 +67,9 @@ def tasks() -> list[TaskStatus]:
 def test_gather_reads_kernel_mount_stacks_and_devices(roots):
     proc, sys = roots
     lockup = gather(
-        facts(kernel_log=("[  1.000000] hello",), blocked_for={1201: 42.0}),
+        # 1302 is blocked elsewhere but named by the mount's signals (as a stuck probe
+        # is); 1600 was named too but runs again.
+        facts(kernel_log=("[  1.000000] hello",), blocked_for={1201: 42.0, 1302: 5.0, 1600: 9.0}),
         proc_root=proc,
         sys_root=sys,
         tasks=tasks,
@@ -84,7 +86,8 @@ def test_gather_reads_kernel_mount_stacks_and_devices(roots):
         "path_openat+0x4cf/0x12d0",
     ]
     assert writer.blocked_for.seconds == 42
-    assert lockup.tasks[0].pid == 1201  # longest blocked first
+    assert [t.pid for t in lockup.tasks] == [1201, 1302]  # longest blocked first
+    assert lockup.tasks[1].comm == "rsync" and not lockup.tasks[1].trace
     dm0 = lockup.devices[0]
     assert dm0.device == "dm-0" and dm0.diskstats.split()[2] == "dm-0"
     assert (dm0.in_flight_reads, dm0.in_flight_writes) == (0, 3)
@@ -202,8 +205,17 @@ def test_facts_date_the_trouble_and_the_blocked_tasks():
             "dstate", Kind.TASKS_D_STATE, Severity.WARNING, "", at, MAIL, stuck_tasks=stuck
         )
 
+    host_wide = Signal(
+        "kmsg",
+        Kind.SOFT_LOCKUP,
+        Severity.WARNING,
+        "",
+        1_999.0,
+        stuck_tasks=(StuckTask(5, "cc1"),),
+    )
     evidence = (
         signal(1_000.0),  # older than the lookback: not the start of this lockup
+        host_wide,  # its task is not this mount's
         signal(1_990.0, StuckTask(7, "sh", blocked_seconds=3.0)),
         signal(1_995.0, StuckTask(7, "sh", blocked_seconds=8.0), StuckTask(9, "imap")),
     )
