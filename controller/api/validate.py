@@ -27,6 +27,8 @@ MAX_TEXT = 4096
 MAX_EVENTS_PER_BATCH = 1000
 MAX_KERNEL_LINES = 200
 MAX_ATTRIBUTES = 64
+# Agents bound a lockup's evidence to 64 KiB; twice that leaves room for another release.
+MAX_LOCKUP_EVIDENCE_BYTES = 128 * 1024
 
 
 def host_id(value: str, field: str = "host_id") -> None:
@@ -124,6 +126,12 @@ def event(ev: pb.Event, field: str, host: str) -> None:
     for key, value in evidence.attributes.items():
         text(key, f"{field}.evidence.attributes", 64)
         text(value, f"{field}.evidence.attributes[{key[:64]}]", 1024)
+    lockup = evidence.lockup.ByteSize()
+    if lockup > MAX_LOCKUP_EVIDENCE_BYTES:
+        raise Invalid(
+            f"{field}.evidence.lockup",
+            f"is {lockup} bytes serialized, the limit is {MAX_LOCKUP_EVIDENCE_BYTES}",
+        )
 
 
 def report_events(req: agent_pb.ReportEventsRequest) -> None:
