@@ -49,7 +49,9 @@ def gather(
         scan = scan_d_state(tasks(), devices, proc_root=proc_root)
         lockup.tasks.extend(_blocked(facts, scan.tasks, proc_root))
         if lockup.tasks and not any(t.trace for t in lockup.tasks):
-            lockup.notes.append("tasks: /proc/PID/stack unreadable (needs root): wchan only")
+            lockup.notes.append(
+                "tasks: /proc/PID/stack unreadable (it needs CAP_SYS_ADMIN): wchan only"
+            )
         _device_counters(lockup, list(mount.backing_devices), proc_root, sys_root)
     bound(lockup)
     return lockup

@@ -8,7 +8,7 @@ The recipe (also in docs/operations.md, "The suspect kernel"):
    `hung-task-no-io`, or the kernel-log rule of a fatal error);
 4. frames: each blocked task's stack, once per pid (its /proc trace, else the
    function names of its hung-task report, else its wchan; the tasks the agent read
-   at confirmation first, else those of the signals behind it), read frame by frame
+   at confirmation, else those of the signals behind it), read frame by frame
    (`hangwatch.kernelstack`: offsets, addresses, module names, compiler clone
    suffixes and guessed frames dropped), without the scheduler and syscall-entry
    frames every blocked task has; its TOP_FRAMES innermost frames are its top. The
@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import collections
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from hangwatch.kernelstack import function_name
@@ -106,25 +106,24 @@ def top_frames(stack: Iterable[str]) -> tuple[str, ...]:
     return tuple(out)
 
 
-def _stacks(tasks: Sequence[pb.StuckTask], seen: set[int]) -> list[tuple[str, ...]]:
-    stacks = []
-    for task in tasks:
-        if task.pid in seen:
-            continue
-        top = top_frames(task.trace) or top_frames(task.stack) or top_frames([task.wchan])
-        if top:
-            seen.add(task.pid)
-            stacks.append(top)
-    return stacks
-
-
 def blocked_top(evidence: pb.Evidence) -> tuple[str, ...]:
     """The top frames most blocked tasks of the lockup share (see the module's recipe)."""
-    seen: set[int] = set()
-    stacks = _stacks(evidence.lockup.tasks, seen) or _stacks(evidence.stuck_tasks, seen)
-    if not stacks:
+    # A hung-task report's stack of a pid, for agents that may not read /proc/PID/stack.
+    reported = {t.pid: t.stack for t in evidence.stuck_tasks if t.stack}
+    tasks = evidence.lockup.tasks or evidence.stuck_tasks
+    tops: dict[int, tuple[str, ...]] = {}
+    for task in tasks:
+        top = (
+            top_frames(task.trace)
+            or top_frames(task.stack)
+            or top_frames(reported.get(task.pid, ()))
+            or top_frames([task.wchan])
+        )
+        if top and task.pid not in tops:
+            tops[task.pid] = top
+    if not tops:
         return ()
-    counts = collections.Counter(stacks)
+    counts = collections.Counter(tops.values())
     return min(counts, key=lambda top: (-counts[top], top))
 
 

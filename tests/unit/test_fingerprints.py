@@ -135,6 +135,11 @@ def test_stacks_fall_back_to_names_then_wchan_then_the_signals_tasks():
     assert blocked_top(names.evidence) == ("percpu_rwsem_wait", "mnt_want_write")
     wchan_only = confirmed(writer(1, wchan="percpu_rwsem_wait"))
     assert blocked_top(wchan_only.evidence) == ("percpu_rwsem_wait",)
+    # Without CAP_SYS_ADMIN /proc/PID/stack is closed; a hung-task report of the pid is not.
+    wchan_only.evidence.stuck_tasks.append(
+        writer(1, stack=["__schedule", "percpu_rwsem_wait", "__percpu_down_read"])
+    )
+    assert blocked_top(wchan_only.evidence) == ("percpu_rwsem_wait", "__percpu_down_read")
     timed_out = confirmed()
     timed_out.evidence.stuck_tasks.append(writer(7, stack=["schedule", "xlog_grant_head_wait"]))
     assert blocked_top(timed_out.evidence) == ("xlog_grant_head_wait",)
