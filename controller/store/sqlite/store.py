@@ -20,7 +20,7 @@ from hangwatch.v1 import types_pb2 as pb
 log = logging.getLogger(__name__)
 
 
-class SQLiteStore(FailoverTables, OpsTables, WebhookTables, UpgradeTables, SuspectTables):
+class SQLiteStore(FailoverTables, OpsTables, WebhookTables, SuspectTables, UpgradeTables):
     """Hosts and events here; the other tables live in their own mixins."""
 
     # Hosts.

@@ -6,14 +6,15 @@ import dataclasses
 
 from controller.store import records
 from controller.store.interface import AdvisoryRow
-from controller.store.sqlite.audit import AuditTable
+from controller.store.sqlite.upgrades import UpgradeTables
 from controller.upgrades.drafts import Draft, DraftState, Sighting
 
 _SIGHTING = "event_id, host_id, mount, at, fingerprint"
-_ADVISORY = "id, kernel_range, fs_type, reason, url, created_at, created_by"
 
 
-class SuspectTables(AuditTable):
+class SuspectTables(UpgradeTables):
+    """Drafts become advisories: the advisory table is this one's too."""
+
     def add_sighting(self, sighting: Sighting) -> bool:
         cur = self._db.execute(
             f"INSERT OR IGNORE INTO lockup_sightings ({_SIGHTING}) VALUES (?, ?, ?, ?, ?)",
@@ -77,10 +78,7 @@ class SuspectTables(AuditTable):
             if cur.rowcount != 1:
                 return False
             if advisory is not None:
-                db.execute(
-                    f"INSERT INTO advisories ({_ADVISORY}) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    dataclasses.astuple(advisory),
-                )
+                self.add_advisory(advisory)  # its id is free: checked above, in this transaction
             if audit is not None:
                 self._audit(draft, audit)
         return True
