@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 
+from agent.evidence.reports import hung_task_reports
 from agent.health import Transition
-from agent.kmsg.recent import HeldReport, RecentKernelLog, kernel_usec
+from agent.kmsg.recent import LogLine, RecentKernelLog, kernel_usec
 from hangwatch import pbtime
 from hangwatch.v1 import types_pb2 as pb
 
@@ -23,9 +24,8 @@ class LockupFacts:
     kernel_release: str
     architecture: str
     trouble_since: float
-    # The kernel-log window (dmesg lines) and the hung-task reports, from the kmsg source.
-    kernel_log: tuple[str, ...] = ()
-    reports: tuple[HeldReport, ...] = ()
+    # The kernel-log window, from the kmsg source.
+    kernel_log: tuple[LogLine, ...] = ()
     # Tasks the mount's own signals saw blocked (its stuck probe, hung-task reports,
     # D-state scans), with the seconds they were seen blocked.
     blocked_for: Mapping[int, float] = field(default_factory=dict)
@@ -53,22 +53,22 @@ def facts_of(
         architecture=inventory.architecture,
         trouble_since=trouble_since,
         kernel_log=recent.window(kernel_usec(log_since)) if recent else (),
-        reports=recent.reports(transition.mount, log_since) if recent else (),
         blocked_for=blocked,
         notes=() if recent else ("kernel log: not read by this agent ([kmsg] enabled = false)",),
     )
 
 
-def in_memory(facts: LockupFacts) -> pb.LockupEvidence:
-    """The parts that need no reading: all there is when the rest cannot be had in time."""
+def in_memory(facts: LockupFacts, pids: Collection[int] = ()) -> pb.LockupEvidence:
+    """The parts that need no reading: all there is when the rest cannot be had in time.
+    Hung-task reports are those about the tasks the signals named, or about `pids`."""
     lockup = pb.LockupEvidence(
         rule=facts.rule,
         kernel_release=facts.kernel_release,
         architecture=facts.architecture,
         trouble_since=pbtime.timestamp(facts.trouble_since),
-        kernel_log=facts.kernel_log,
+        kernel_log=[line.dmesg() for line in facts.kernel_log],
         notes=facts.notes,
     )
-    for report in facts.reports:
-        lockup.hung_task_reports.add(at=pbtime.timestamp(report.at), lines=report.lines)
+    named = {*facts.blocked_for, *pids}
+    lockup.hung_task_reports.extend(hung_task_reports(facts.kernel_log, named))
     return lockup

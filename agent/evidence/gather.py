@@ -33,26 +33,28 @@ def gather(
     tasks: Callable[[], Iterable[TaskStatus]] = psutil_tasks,
 ) -> pb.LockupEvidence:
     """Everything the evidence holds, bounded (see `agent.evidence.bounds`)."""
-    lockup = in_memory(facts)
-    lockup.gathered_at.CopyFrom(pbtime.timestamp(time.time()))
+    read = pb.LockupEvidence(gathered_at=pbtime.timestamp(time.time()))
     try:
-        lockup.kernel_build = read_text(os.path.join(proc_root, "version")).strip()
+        read.kernel_build = read_text(os.path.join(proc_root, "version")).strip()
     except OSError as exc:
-        lockup.notes.append(f"kernel build: cannot read /proc/version: {exc.strerror}")
+        read.notes.append(f"kernel build: cannot read /proc/version: {exc.strerror}")
     try:
         devices = load_device_map([facts.mount], proc_root=proc_root, sys_root=sys_root)
     except (OSError, ValueError) as exc:
-        lockup.notes.append(f"mount table: {exc}")
+        read.notes.append(f"mount table: {exc}")
     else:
         mount = describe(devices, [facts.mount], sys_root=sys_root, proc_root=proc_root)[0]
-        lockup.mount.CopyFrom(mount)
+        read.mount.CopyFrom(mount)
         scan = scan_d_state(tasks(), devices, proc_root=proc_root)
-        lockup.tasks.extend(_blocked(facts, scan.tasks, proc_root))
-        if lockup.tasks and not any(t.trace for t in lockup.tasks):
-            lockup.notes.append(
+        read.tasks.extend(_blocked(facts, scan.tasks, proc_root))
+        if read.tasks and not any(t.trace for t in read.tasks):
+            read.notes.append(
                 "tasks: /proc/PID/stack unreadable (it needs CAP_SYS_ADMIN): wchan only"
             )
-        _device_counters(lockup, list(mount.backing_devices), proc_root, sys_root)
+        _device_counters(read, list(mount.backing_devices), proc_root, sys_root)
+    # The scan may have found blocked tasks the signals did not name: their reports too.
+    lockup = in_memory(facts, {t.pid for t in read.tasks})
+    lockup.MergeFrom(read)
     bound(lockup)
     return lockup
 

@@ -2,8 +2,9 @@
 
 When a lockup is confirmed the log around it is what a kernel vendor asks for first,
 and the journal that would hold it may sit on the frozen disk. So the kmsg source
-keeps the last records and the last hung-task reports here: bounded rings, appended
-to on the event loop, copied out whole when evidence is gathered.
+keeps the last records here: a bounded ring, appended to on the event loop, copied
+out when evidence is gathered (hung-task reports are grouped again from the copy,
+whether or not a rule's rate limit let them become signals).
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ from agent.kmsg.record import KmsgRecord
 RECORDS_KEPT = 512
 # Longest text kept of one record; longer ones are cut (dmesg lines rarely are).
 RECORD_CHARS = 512
-REPORTS_KEPT = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,40 +34,24 @@ class LogLine:
         return f"[{self.usec // 1_000_000:5d}.{self.usec % 1_000_000:06d}] {self.text}"
 
 
-@dataclass(frozen=True, slots=True)
-class HeldReport:
-    """A hung-task report the kernel printed, as grouped by the kmsg source."""
-
-    at: float
-    mount: str | None
-    lines: tuple[str, ...]
-
-
 class RecentKernelLog:
-    def __init__(self, records: int = RECORDS_KEPT, reports: int = REPORTS_KEPT) -> None:
+    def __init__(self, records: int = RECORDS_KEPT) -> None:
         self._lines: collections.deque[LogLine] = collections.deque(maxlen=records)
-        self._reports: collections.deque[HeldReport] = collections.deque(maxlen=reports)
 
     def add(self, record: KmsgRecord) -> None:
         self._lines.append(LogLine(record.usec, record.text[:RECORD_CHARS]))
 
-    def add_report(self, report: HeldReport) -> None:
-        self._reports.append(report)
-
-    def window(self, since_usec: float) -> tuple[str, ...]:
-        """Lines printed at or after kernel time `since_usec`, oldest first, as dmesg
-        prints them (see `kernel_usec`)."""
-        return tuple(
-            line.dmesg() for line in self._lines if line.usec is None or line.usec >= since_usec
-        )
-
-    def reports(self, mount: str, since: float) -> tuple[HeldReport, ...]:
-        """Reports since `since` about `mount` or about no monitored mount, oldest first."""
-        return tuple(
-            r for r in self._reports if r.at >= since and (r.mount is None or r.mount == mount)
-        )
+    def window(self, since_usec: float) -> tuple[LogLine, ...]:
+        """Lines printed at or after kernel time `since_usec` (see `kernel_usec`), oldest
+        first."""
+        return tuple(line for line in self._lines if line.usec is None or line.usec >= since_usec)
 
 
 def kernel_usec(wall: float) -> float:
     """The kernel log's clock (monotonic, microseconds) at wall-clock time `wall`."""
     return (time.monotonic() - (time.time() - wall)) * 1e6
+
+
+def wall_time(usec: int) -> float:
+    """The wall-clock time of a kernel log stamp (the inverse of `kernel_usec`)."""
+    return time.time() - (time.monotonic() - usec / 1e6)

@@ -1,7 +1,7 @@
 """The kernel log: /dev/kmsg records through the rules, as signals.
 
-Every record and hung-task report is also kept in a bounded ring (`recent`) for the
-evidence of a confirmed lockup.
+Every record is also kept in a bounded ring (`recent`) for the evidence of a
+confirmed lockup.
 
 Also watches the kernel's hung-task counter (6.13+), which keeps counting after the
 kernel stops printing reports (hung_task_warnings): a rising count with no report
@@ -20,7 +20,7 @@ from prometheus_client.core import CounterMetricFamily, Metric
 
 from agent.kmsg.classifier import KmsgClassifier
 from agent.kmsg.reader import Batch, KmsgReader, hung_task_detect_count
-from agent.kmsg.recent import HeldReport, RecentKernelLog
+from agent.kmsg.recent import RecentKernelLog
 from agent.kmsg.record import KmsgRecord
 from agent.kmsg.rules import RuleSet
 from agent.procfs.dstate import mounts_of_pid
@@ -116,7 +116,6 @@ class KmsgSource(Source):
     def _emit(self, signal: Signal, emit: Emit) -> None:
         if signal.kind == Kind.HUNG_TASK:
             self._reported += max(1, len(signal.stuck_tasks))
-            self.recent.add_report(HeldReport(signal.at, signal.mount, signal.lines))
         emit(signal)
 
     def _check_hung_count(self, emit: Emit) -> None:

@@ -16,8 +16,9 @@ from agent.evidence import bounds
 from agent.evidence.collector import EvidenceCollector, InOrder
 from agent.evidence.facts import LockupFacts, facts_of
 from agent.evidence.gather import gather
+from agent.evidence.reports import hung_task_reports
 from agent.health import State, Transition
-from agent.kmsg.recent import HeldReport, RecentKernelLog
+from agent.kmsg.recent import LogLine, RecentKernelLog
 from agent.kmsg.record import Format, KmsgRecord
 from agent.procfs.dstate import TaskStatus
 from agent.signals import Kind, Severity, Signal, StuckTask
@@ -69,7 +70,10 @@ def test_gather_reads_kernel_mount_stacks_and_devices(roots):
     lockup = gather(
         # 1302 is blocked elsewhere but named by the mount's signals (as a stuck probe
         # is); 1600 was named too but runs again.
-        facts(kernel_log=("[  1.000000] hello",), blocked_for={1201: 42.0, 1302: 5.0, 1600: 9.0}),
+        facts(
+            kernel_log=(LogLine(1_000_000, "hello"),),
+            blocked_for={1201: 42.0, 1302: 5.0, 1600: 9.0},
+        ),
         proc_root=proc,
         sys_root=sys,
         tasks=tasks,
@@ -92,7 +96,7 @@ def test_gather_reads_kernel_mount_stacks_and_devices(roots):
     assert dm0.device == "dm-0" and dm0.diskstats.split()[2] == "dm-0"
     assert (dm0.in_flight_reads, dm0.in_flight_writes) == (0, 3)
     assert all(d.in_flight_reads == -1 for d in lockup.devices[1:])  # no inflight file
-    assert list(lockup.kernel_log) == ["[  1.000000] hello"]
+    assert list(lockup.kernel_log) == ["[    1.000000] hello"]
     assert lockup.HasField("gathered_at") and lockup.trouble_since.seconds == 1000
 
 
@@ -168,21 +172,47 @@ def record(usec: int, text: str) -> KmsgRecord:
     return KmsgRecord(text=text, format=Format.KMSG, usec=usec)
 
 
-def test_recent_kernel_log_keeps_the_newest_records_as_dmesg_lines():
-    recent = RecentKernelLog(records=3, reports=2)
+def test_recent_kernel_log_keeps_the_newest_records():
+    recent = RecentKernelLog(records=3)
     for i in range(5):
         recent.add(record(i * 1_000_000 + 5, f"line {i}" + "x" * 1000))
     window = recent.window(since_usec=3_000_000)
-    assert [line[:22] for line in window] == ["[    3.000005] line 3x", "[    4.000005] line 4x"]
-    assert all(len(line) <= 15 + 512 for line in window)
-    for n, mount in enumerate([MAIL, "/srv/web", None]):
-        recent.add_report(HeldReport(at=100.0 + n, mount=mount, lines=(f"report {n}",)))
-    assert [r.lines for r in recent.reports(MAIL, since=0.0)] == [("report 2",)]  # ring of 2
-    assert [r.lines for r in recent.reports("/srv/web", since=0.0)] == [
-        ("report 1",),
-        ("report 2",),
+    assert [line.dmesg()[:22] for line in window] == [
+        "[    3.000005] line 3x",
+        "[    4.000005] line 4x",
     ]
-    assert recent.reports("/srv/web", since=101.5) == (HeldReport(102.0, None, ("report 2",)),)
+    assert all(len(line.text) == 512 for line in window)
+    assert [line.text[:6] for line in recent.window(0)] == ["line 2", "line 3", "line 4"]
+
+
+REPORT = """\
+INFO: task {comm}:{pid} blocked for more than 2 seconds.
+      Not tainted 6.18.0 #1
+"echo 0 > /proc/sys/kernel/hung_task_timeout_secs" disables this message.
+task:{comm}              state:D stack:0     pid:{pid}  tgid:{pid}  ppid:1      flags:0x00004002
+Call Trace:
+ <TASK>
+ __schedule+0x3cc/0xf50
+ percpu_rwsem_wait+0x15f/0x1d0
+ </TASK>"""
+
+
+def test_hung_task_reports_about_the_mounts_tasks_are_grouped_from_the_window():
+    text = [
+        "EXT4-fs (loop3): mounted filesystem",
+        *REPORT.format(comm="sh", pid=42).splitlines(),
+        *REPORT.format(comm="cron", pid=7).splitlines(),  # another task: not this mount's
+        *REPORT.format(comm="sh", pid=42).replace("2 seconds", "4 seconds").splitlines(),
+    ]
+    lines = [LogLine(5_000_000 + i * 1000, line.strip()) for i, line in enumerate(text)]
+    reports = hung_task_reports(lines, {42})
+    assert [r.lines[0] for r in reports] == [
+        "INFO: task sh:42 blocked for more than 2 seconds.",
+        "INFO: task sh:42 blocked for more than 4 seconds.",
+    ]
+    assert "percpu_rwsem_wait+0x15f/0x1d0" in reports[0].lines
+    assert all(r.HasField("at") for r in reports)
+    assert hung_task_reports(lines, {99}) == []
 
 
 def transition(evidence: tuple[Signal, ...], at: float = 2_000.0) -> Transition:
@@ -252,7 +282,7 @@ def run_collector(gather_fn, deadline: float = 0.2, close_early: bool = False) -
     async def main() -> None:
         order = InOrder(sent.append)
         collector = EvidenceCollector(order, deadline=deadline, gather_fn=gather_fn)
-        collector.attach(event(1), facts(kernel_log=("[  1.000000] in memory",)))
+        collector.attach(event(1), facts(kernel_log=(LogLine(1_000_000, "in memory"),)))
         order.put(event(2))
         if close_early:
             await asyncio.sleep(0.01)
@@ -286,7 +316,7 @@ def test_collector_past_its_deadline_publishes_the_kernel_log_and_says_so():
     assert time.monotonic() - started < 2
     assert [e.id for e in sent] == ["1", "2"]
     lockup = sent[0].evidence.lockup
-    assert list(lockup.kernel_log) == ["[  1.000000] in memory"]
+    assert list(lockup.kernel_log) == ["[    1.000000] in memory"]
     assert "took over 0.1s: only the kernel log is here" in lockup.notes[-1]
 
 
