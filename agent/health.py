@@ -95,6 +95,9 @@ SUSPECT_KINDS = frozenset(
 HOST_WIDE_KINDS = frozenset({Kind.SOFT_LOCKUP, Kind.HARD_LOCKUP, Kind.RCU_STALL})
 # Evidence kept per mount for the events a transition emits.
 EVIDENCE_KEPT = 12
+# The conditions that confirm a lockup, by the names events carry.
+RULE_PROBE_STUCK = "probe-stuck-no-io"
+RULE_HUNG_TASK = "hung-task-no-io"
 
 
 @dataclass(frozen=True)
@@ -107,6 +110,9 @@ class Transition:
     summary: str
     at: float
     evidence: tuple[Signal, ...]
+    # What confirmed a lockup (LOCKED only): one of the RULE_* names, or the
+    # kernel-log rule of a fatal error. Stable across releases: fingerprints use it.
+    rule: str = ""
 
 
 @dataclass
@@ -232,19 +238,26 @@ class HealthEngine:
             return False
         return now - m.last_completion >= self.settings.no_progress_window
 
-    def _locked_reason(self, m: _Mount, now: float) -> str | None:
+    def _locked_reason(self, m: _Mount, now: float) -> tuple[str, str] | None:
+        """(rule, reason) of a lockup, if the mount is locked."""
         st = self.settings
         if m.fatal is not None:
-            return m.fatal.summary
+            return m.fatal.attributes.get("rule") or m.fatal.kind.lower(), m.fatal.summary
         no_progress = self._no_progress(m, now)
         if m.stuck_since is not None and now - m.stuck_since >= st.confirm_after and no_progress:
-            return f"probe stuck for {now - m.stuck_since:.1f}s while the device completed no I/O"
+            return (
+                RULE_PROBE_STUCK,
+                f"probe stuck for {now - m.stuck_since:.1f}s while the device completed no I/O",
+            )
         if (
             m.fs_hung_task_at is not None
             and now - m.fs_hung_task_at <= st.hung_task_window
             and no_progress
         ):
-            return "kernel hung-task report in this filesystem while the device completes no I/O"
+            return (
+                RULE_HUNG_TASK,
+                "kernel hung-task report in this filesystem while the device completes no I/O",
+            )
         return None
 
     def _suspect_reason(self, m: _Mount, now: float) -> str | None:
@@ -261,11 +274,12 @@ class HealthEngine:
         if locked is not None:
             if before is State.LOCKED:
                 return []
+            rule, reason = locked
+            confirmed = []
             if before is State.OK:
                 # Always pass through SUSPECT: consumers see the early warning first.
-                first = self._move(mount, m, State.SUSPECT, locked, now)
-                return [first, self._move(mount, m, State.LOCKED, locked, now)]
-            return [self._move(mount, m, State.LOCKED, locked, now)]
+                confirmed.append(self._move(mount, m, State.SUSPECT, reason, now))
+            return [*confirmed, self._move(mount, m, State.LOCKED, reason, now, rule)]
         if before is State.LOCKED:
             if (
                 m.fatal is None
@@ -295,7 +309,9 @@ class HealthEngine:
             ]
         return []
 
-    def _move(self, mount: str, m: _Mount, to: State, reason: str, now: float) -> Transition:
+    def _move(
+        self, mount: str, m: _Mount, to: State, reason: str, now: float, rule: str = ""
+    ) -> Transition:
         before = m.state
         if before in (State.LOCKED, State.RECOVERING) and to in (State.RECOVERING, State.OK):
             # The lockup's own signs (the stuck probe finally completing slowly) are
@@ -312,6 +328,7 @@ class HealthEngine:
             summary=f"{mount}: {before.name} -> {to.name}: {reason}",
             at=now,
             evidence=tuple(m.evidence),
+            rule=rule,
         )
 
 

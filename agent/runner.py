@@ -21,6 +21,8 @@ from agent import testing
 from agent.config import AgentConfig
 from agent.eventpolicy import EventPolicy
 from agent.events import EventCounter, EventFactory, droppable
+from agent.evidence.collector import EvidenceCollector, InOrder
+from agent.evidence.facts import facts_of
 from agent.failover.commands import CommandHandler
 from agent.health import HealthEngine, HealthSettings, State
 from agent.heartbeat import Heartbeats
@@ -82,6 +84,9 @@ class Agent:
         self.published = EventCounter()
         self.policy = EventPolicy(det.repeat_event_after_seconds)
         self.outbox = Outbox(config.spool.memory_max_events, droppable)
+        # A confirmed lockup leaves once its evidence is attached; later events queue behind.
+        self.in_order = InOrder(self._publish_now)
+        self.evidence = EvidenceCollector(self.in_order)
         self.spool = Spool(Path(config.state_dir) / "spool.db", config.spool.max_events)
         self.probes = ProbeSource(
             config.mounts,
@@ -91,6 +96,8 @@ class Agent:
             worker_name=f"probe-{config.host_id}",
         )
         self.sources = _sources(config, devices, self.probes)
+        kmsg = next((s for s in self.sources if isinstance(s, KmsgSource)), None)
+        self.kernel_log = kmsg.recent if kmsg else None
         self.selfcheck = SelfCheck(
             self.sources,
             self.spool,
@@ -156,9 +163,17 @@ class Agent:
         for transition in self.health.evaluate(time.time()):
             level = logging.INFO if transition.after is State.OK else logging.WARNING
             log.log(level, "%s", transition.summary)
-            self.publish(self.events.from_transition(transition))
+            event = self.events.from_transition(transition)
+            if transition.after is State.LOCKED:
+                facts = facts_of(transition, self.kernel_log, self.inventory.inventory)
+                self.evidence.attach(event, facts)
+            else:
+                self.publish(event)
 
     def publish(self, event: pb.Event) -> None:
+        self.in_order.put(event)
+
+    def _publish_now(self, event: pb.Event) -> None:
         self.published.count(event)
         self.outbox.put(event)
         self.spool.append(event)
@@ -218,6 +233,7 @@ class Agent:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self.metrics.stop()
+        await self.evidence.close()
         await self.probes.close()
         await self.spool.close()
         await self.link.close()

@@ -36,7 +36,9 @@ from controller.store.dbthread import DbThread
 from controller.store.interface import Store
 from controller.storehealth import publish
 from controller.upgrades.advisories import AdvisoryBook
+from controller.upgrades.drafts import Draft, DraftBook
 from controller.upgrades.driver import UpgradeDriver
+from controller.upgrades.suspects import SuspectWatch
 from hangwatch.addresses import parse_address
 from hangwatch.grpcopts import server_options
 from hangwatch.metrics import MetricsEndpoint
@@ -77,7 +79,9 @@ async def serve(config: ControllerConfig) -> None:
     hub = CommandHub(lambda host: db.run(store.pending_commands, host))
     advisories = AdvisoryBook()
     advisories.load(await db.run(store.list_advisories))
-    snapshots = Snapshots(store, db, config, advisories.lookup)
+    drafts = DraftBook()
+    drafts.load(await db.run(store.list_drafts, True))
+    snapshots = Snapshots(store, db, config, advisories.lookup, drafts.lookup)
     ledger = Ledger(store, db, hub, timeouts(config))
     webhooks = Dispatcher(config, store, db, bus, advisories.lookup)
     ingest = IngestCounter()
@@ -90,6 +94,12 @@ async def serve(config: ControllerConfig) -> None:
     ledger.listen(incidents.committed)
     coordinator = Coordinator(store, db, config, ledger, snapshots, incidents)
     upgrades = UpgradeDriver(store, db, config, ledger, snapshots)
+
+    async def drafted(_: Draft) -> None:
+        drafts.load(await db.run(store.list_drafts, True))
+        coordinator.wake()
+
+    suspects = SuspectWatch(store, db, bus, drafted)
 
     agent_grpc.add_AgentServiceServicer_to_server(
         AgentApi(store, db, bus, config, hub, coordinator, on_stored=stored), server
@@ -105,6 +115,7 @@ async def serve(config: ControllerConfig) -> None:
             snapshots,
             advisories,
             upgrades,
+            drafts,
             webhooks=webhooks,
             audit_anchor=audit_anchor,
         ),
@@ -140,6 +151,7 @@ async def serve(config: ControllerConfig) -> None:
     coordinating = asyncio.create_task(coordinator.run(), name="coordinator")
     upgrading = asyncio.create_task(upgrades.run(), name="upgrades")
     pruning = asyncio.create_task(retention.run(store, db, config), name="event-retention")
+    suspecting = asyncio.create_task(suspects.run(), name="suspects")
     webhooks.start()
     audit_anchor.start(store, db)
     metrics.start(config.metrics.listen)
@@ -161,6 +173,7 @@ async def serve(config: ControllerConfig) -> None:
     upgrading.cancel()
     pruning.cancel()
     announcing.cancel()
+    suspecting.cancel()
     notifier.stopping()
     watchdog.cancel()
     await health_servicer.enter_graceful_shutdown()

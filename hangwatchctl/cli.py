@@ -12,7 +12,7 @@ import click
 
 from hangwatch.cliutil import version_option
 from hangwatch.v1 import admin_service_pb2 as admin_pb
-from hangwatchctl import failover_cmds, render, upgrade_cmds
+from hangwatchctl import draft_cmds, failover_cmds, render, upgrade_cmds
 from hangwatchctl.client import Target, config_dir
 from hangwatchctl.events import events
 from hangwatchctl.webhook_cmds import webhooks
@@ -157,6 +157,13 @@ for command in (
 ):
     main.add_command(command)
 host.add_command(failover_cmds.host_clear)
+for command in (
+    draft_cmds.advisory_drafts,
+    draft_cmds.advisory_accept,
+    draft_cmds.advisory_dismiss,
+):
+    upgrade_cmds.advisory.add_command(command)
+failover_cmds.incident.add_command(draft_cmds.incident_evidence)
 main.add_command(webhooks)
 
 

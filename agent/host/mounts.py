@@ -7,7 +7,9 @@ from agent.procfs.mountinfo import DeviceMap
 from hangwatch.v1 import types_pb2 as pb
 
 
-def describe(devices: DeviceMap, paths: list[str]) -> list[pb.Mount]:
+def describe(
+    devices: DeviceMap, paths: list[str], *, sys_root: str = "/sys", proc_root: str = "/proc"
+) -> list[pb.Mount]:
     out = []
     for path in paths:
         # A path inside a mount is described by the mount that holds it.
@@ -24,7 +26,9 @@ def describe(devices: DeviceMap, paths: list[str]) -> list[pb.Mount]:
                 options=list(dict.fromkeys(entry.options + entry.super_options)),
                 read_only=entry.read_only,
                 backing_devices=devices.backing_devices(path),
-                fs_features=fs_features(entry.fs_type, devices.device(path)),
+                fs_features=fs_features(
+                    entry.fs_type, devices.device(path), sys_root=sys_root, proc_root=proc_root
+                ),
             )
         )
     return out

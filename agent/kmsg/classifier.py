@@ -12,10 +12,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from agent.kmsg.devices import device_in_text
-from agent.kmsg.hung_task import Report, ReportGrouper, is_frame
+from agent.kmsg.hung_task import Report, ReportGrouper
 from agent.kmsg.record import KmsgRecord, Malformed, ParseResult
 from agent.kmsg.rules import Rule, RuleMatch, RuleSet
 from agent.signals import Kind, Severity, Signal
+from hangwatch.kernelstack import is_frame
 
 SOURCE = "kmsg"
 MAX_SUMMARY = 240

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 from agent.kmsg.devices import device_of_task
 from agent.signals import StuckTask
+from hangwatch.kernelstack import frame_function
 
 MAX_FRAMES = 64
 MAX_LINES = 80
@@ -45,15 +46,6 @@ _OTHER_REPORT = re.compile(
     r"|self-detected stall|Kernel panic|invoked oom-killer|\bBUG: |\bOops\b|WARNING: CPU:"
     r"|kthread stack dump|Task dump for CPU|sysrq: |Showing busy workqueues|Showing all locks"
 )
-# A call-trace line of any architecture: x86 `? fn+0x1/0x2 [mod]`, arm64 `fn+0x1/0x2`,
-# powerpc `[c0..] [c0..] fn+0x1/0x2` (` (unreliable)` after a guessed one), s390
-# ` [<00..>] fn+0x1/0x2` and `([<00..>] fn+0x1/0x2)` for a guessed one, 32-bit ARM ` from `.
-_FRAME = re.compile(
-    r"(?P<paren>\()?(?:<\w+>\s+)?(?:\[<?[0-9a-f]+>?\]\s*)*(?P<unreliable>\?\s+)?"
-    r"(?:\[<?[0-9a-f]+>?\]\s*)*(?P<fn>[A-Za-z_][\w.]*)"
-    r"(?:\+0x[0-9a-f]+/0x[0-9a-f]+(?:\s+\[[^\]]*\])?(?P<guessed>\s+\(unreliable\))?"
-    r"| from [A-Za-z_][\w.]*\+0x[0-9a-f]+/0x[0-9a-f]+)(?(paren)\))"
-)
 _NEW_STATE = re.compile(
     r"task:(?P<comm>.+?)\s+state:(?P<state>\S)\s+stack:\s*\d+\s+pid:\s*(?P<pid>\d+)"
 )
@@ -79,11 +71,6 @@ _FS_OF_TASK = re.compile(
     r"(?P<xfs>xfsaild/.*|xfs-.*)|(?P<ext4>jbd2/.*|ext4-.*)|(?P<btrfs>btrfs-.*)"
     r"|(?P<nfs>nfsiod|rpciod.*)"
 )
-
-
-def is_frame(text: str) -> bool:
-    """True for any call-trace line, reliable (`fn+0x1/0x2`) or not (`? fn+0x1/0x2`)."""
-    return "+0x" in text and _FRAME.fullmatch(text) is not None
 
 
 def filesystem_of_stack(stack: tuple[str, ...]) -> str | None:
@@ -240,11 +227,11 @@ class ReportGrouper:
     @staticmethod
     def _absorb(report: _Open, text: str) -> bool:
         task = report.tasks[-1]
-        frame = _FRAME.fullmatch(text)
+        frame = frame_function(text)
         if frame is not None:
-            guessed = frame["unreliable"] or frame["paren"] or frame["guessed"]
+            function, guessed = frame
             if not guessed and len(task.frames) < MAX_FRAMES:
-                task.frames.append(frame["fn"])
+                task.frames.append(function)
             return True
         state = _NEW_STATE.match(text) or _OLD_STATE.fullmatch(text)
         if state is not None:

@@ -52,16 +52,21 @@ def read_wchan(proc_root: str, pid: int) -> str:
     return "" if wchan == "0" else wchan
 
 
-def read_stack(proc_root: str, pid: int) -> tuple[str, ...]:
-    """Function names from /proc/PID/stack (root only; empty when unreadable)."""
+def read_stack_trace(proc_root: str, pid: int) -> tuple[str, ...]:
+    """/proc/PID/stack lines with offsets, innermost first (root only; empty when unreadable).
+
+    The kernel prints "[<0>] percpu_rwsem_wait+0x123/0x150": the address (hidden as 0)
+    is dropped, the function and offset are kept.
+    """
     try:
         text = read_attr(os.path.join(proc_root, str(pid), "stack")) or ""
     except OSError:
         return ()
-    functions = []
-    for line in text.splitlines():
-        # "[<0>] percpu_rwsem_wait+0x123/0x150"
-        symbol = line.partition("] ")[2].partition("+")[0].strip()
-        if symbol:
-            functions.append(symbol)
-    return tuple(functions)
+    frames = (line.partition("] ")[2].strip() for line in text.splitlines())
+    return tuple(frame for frame in frames if frame)
+
+
+def read_stack(proc_root: str, pid: int) -> tuple[str, ...]:
+    """Function names from /proc/PID/stack (root only; empty when unreadable)."""
+    functions = (frame.partition("+")[0] for frame in read_stack_trace(proc_root, pid))
+    return tuple(function for function in functions if function)

@@ -1,5 +1,8 @@
 """The kernel log: /dev/kmsg records through the rules, as signals.
 
+Every record is also kept in a bounded ring (`recent`) for the evidence of a
+confirmed lockup.
+
 Also watches the kernel's hung-task counter (6.13+), which keeps counting after the
 kernel stops printing reports (hung_task_warnings): a rising count with no report
 is still a hung task somewhere.
@@ -17,6 +20,8 @@ from prometheus_client.core import CounterMetricFamily, Metric
 
 from agent.kmsg.classifier import KmsgClassifier
 from agent.kmsg.reader import Batch, KmsgReader, hung_task_detect_count
+from agent.kmsg.recent import RecentKernelLog
+from agent.kmsg.record import KmsgRecord
 from agent.kmsg.rules import RuleSet
 from agent.procfs.dstate import mounts_of_pid
 from agent.procfs.mountinfo import DeviceMap
@@ -56,6 +61,7 @@ class KmsgSource(Source):
         )
         self.records = 0
         self.lost = 0
+        self.recent = RecentKernelLog()
         self._hung_count = hung_task_detect_count(Path(proc_root))
 
     @property
@@ -83,6 +89,8 @@ class KmsgSource(Source):
             self.lost += batch.lost
             emit(self._classifier.overrun(batch.lost))
         for record in batch.records:
+            if isinstance(record, KmsgRecord):
+                self.recent.add(record)
             for detection in self._classifier.feed(record):
                 self._emit(detection.signal, emit)
         self.tick()

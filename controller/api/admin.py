@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 from controller.api import validate
+from controller.api.admin_drafts import DraftAdmin
+from controller.api.admin_evidence import EvidenceAdmin
 from controller.api.admin_failovers import FailoverAdmin
 from controller.api.admin_incidents import IncidentAdmin
 from controller.api.admin_upgrades import UpgradeAdmin
@@ -28,6 +30,7 @@ from controller.notify.webhooks import Dispatcher
 from controller.store.dbthread import DbThread
 from controller.store.interface import HostRecord, Store
 from controller.upgrades.advisories import AdvisoryBook
+from controller.upgrades.drafts import DraftBook
 from controller.upgrades.driver import UpgradeDriver
 from hangwatch import pbtime
 from hangwatch.errors import Invalid, NotFound
@@ -44,7 +47,13 @@ WATCH_RECHECK_SECONDS = 1.0
 
 
 class AdminApi(
-    FailoverAdmin, IncidentAdmin, WebhookAdmin, UpgradeAdmin, admin_grpc.AdminServiceServicer
+    FailoverAdmin,
+    IncidentAdmin,
+    EvidenceAdmin,
+    WebhookAdmin,
+    UpgradeAdmin,
+    DraftAdmin,
+    admin_grpc.AdminServiceServicer,
 ):
     def __init__(
         self,
@@ -57,6 +66,7 @@ class AdminApi(
         snapshots: Snapshots,
         advisories: AdvisoryBook,
         upgrades: UpgradeDriver,
+        drafts: DraftBook,
         webhooks: Dispatcher | None = None,
         audit_anchor: AuditAnchor | None = None,
     ) -> None:
@@ -69,6 +79,7 @@ class AdminApi(
         self._snapshots = snapshots
         self._advisories = advisories
         self._upgrades = upgrades
+        self._drafts = drafts
         self._webhooks = webhooks
         self._audit_log = AuditLog(store, db)
         self._audit_anchor = audit_anchor

@@ -8,7 +8,7 @@ import time
 from controller.api.paging import Pager
 from controller.api.rpc import Ctx, unary
 from controller.config import ControllerConfig
-from controller.incidents import facts, report, statuspage
+from controller.incidents import evidence, facts, report, statuspage
 from controller.store.dbthread import DbThread
 from controller.store.interface import IncidentRow, Store
 from controller.upgrades.advisories import AdvisoryBook
@@ -72,11 +72,13 @@ class IncidentAdmin:
         msg.advisories.extend(found.advisories)
         msg.related.extend(r.id for r in found.related)
         msg.status = found.stage
+        group = self._config.group(row.group)
+        members = list(group.members) if group else [row.host_id]
+        lockups = await self._db.run(evidence.lockup_events, self._store, row, members)
+        msg.evidence.extend(e.id for e in lockups)
         for e in found.entries:
             msg.timeline.add(at=pbtime.timestamp(e.at), kind=e.kind, text=e.text, ref=e.ref)
         if request.format == "markdown":
-            group = self._config.group(row.group)
-            members = list(group.members) if group else [row.host_id]
             msg.rendered = report.markdown(
                 row, found.entries, members, found.advisories, found.related, now
             )

@@ -30,16 +30,8 @@ from hangwatch.messages import enum_number
 from hangwatch.v1 import admin_service_pb2 as admin_pb
 
 MAX_REASON = 1000
-_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")
 _PLAN_STATE = {s: enum_number(admin_pb.UpgradePlanState, s.value) for s in PlanState}
 _HOST_STATE = {s: enum_number(admin_pb.UpgradeHostState, s.value) for s in PlanHostState}
-
-
-def _name(value: str, field: str) -> None:
-    if not _ID.match(value):
-        raise Invalid(
-            field, f"{value[:80]!r} is not a name (letters, digits, '.', '_', ':', '-'; max 64)"
-        )
 
 
 class UpgradeAdmin:
@@ -68,7 +60,7 @@ class UpgradeAdmin:
     ) -> admin_pb.Advisory:
         who = caller(context)
         a = request.advisory
-        _name(a.id, "advisory.id")
+        validate.name(a.id, "advisory.id")
         try:
             parse_range(a.kernel_range)
         except BadVersion as exc:
@@ -105,7 +97,7 @@ class UpgradeAdmin:
         self, request: admin_pb.RemoveAdvisoryRequest, context: Ctx
     ) -> admin_pb.RemoveAdvisoryResponse:
         who = caller(context)
-        _name(request.id, "id")
+        validate.name(request.id, "id")
         validate.text(request.reason, "reason", MAX_REASON, required=True)
         if not await self._db.run(self._store.remove_advisory, request.id):
             raise NotFound(f"no advisory {request.id}")
@@ -146,7 +138,7 @@ class UpgradeAdmin:
         self, request: admin_pb.CreateUpgradePlanRequest, context: Ctx
     ) -> admin_pb.UpgradePlan:
         who = caller(context)
-        _name(request.name, "name")
+        validate.name(request.name, "name")
         try:
             parse(request.target_kernel)
         except BadVersion as exc:
@@ -185,7 +177,7 @@ class UpgradeAdmin:
         return plan_msg(plan)
 
     async def _load_plan(self, name: str) -> Plan:
-        _name(name, "name")
+        validate.name(name, "name")
         plan = await self._db.run(self._store.get_plan, name)
         if plan is None:
             raise NotFound(f"no upgrade plan {name!r}")

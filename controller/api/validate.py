@@ -9,22 +9,35 @@ layer turns it into INVALID_ARGUMENT with "field: problem" so a caller knows wha
 
 from __future__ import annotations
 
+import re
+
 from hangwatch.errors import Invalid
 from hangwatch.ids import host_id_problem, is_kind, is_ulid
 from hangwatch.v1 import agent_service_pb2 as agent_pb
 from hangwatch.v1 import types_pb2 as pb
 
+# Names people give things: advisories, drafts, upgrade plans.
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")
 MAX_MOUNTS = 256
 MAX_EVENTS_PER_BATCH = 1000
 MAX_KERNEL_LINES = 200
 MAX_ATTRIBUTES = 64
 MAX_SOURCES = 64
+# Agents bound a lockup's evidence to 64 KiB; twice that leaves room for another release.
+MAX_LOCKUP_EVIDENCE_BYTES = 128 * 1024
 
 
 def host_id(value: str, field: str = "host_id") -> None:
     problem = host_id_problem(value)
     if problem:
         raise Invalid(field, problem)
+
+
+def name(value: str, field: str) -> None:
+    if not NAME_RE.match(value):
+        raise Invalid(
+            field, f"{value[:80]!r} is not a name (letters, digits, '.', '_', ':', '-'; max 64)"
+        )
 
 
 def text(value: str, field: str, limit: int, required: bool = False) -> None:
@@ -100,6 +113,12 @@ def event(ev: pb.Event, field: str, host: str) -> None:
         )
     for key in evidence.attributes:
         text(key, f"{field}.evidence.attributes", 64)
+    lockup = evidence.lockup.ByteSize()
+    if lockup > MAX_LOCKUP_EVIDENCE_BYTES:
+        raise Invalid(
+            f"{field}.evidence.lockup",
+            f"is {lockup} bytes serialized, the limit is {MAX_LOCKUP_EVIDENCE_BYTES}",
+        )
 
 
 def report_events(req: agent_pb.ReportEventsRequest) -> None:

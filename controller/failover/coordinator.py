@@ -22,6 +22,7 @@ from controller.failover.ledger import Ledger
 from controller.failover.machine import Failover, RunFence
 from controller.failover.model import ClusterState, FailoverState
 from controller.failover.snapshot import Snapshots
+from controller.failover.suspicion import ranking_note
 from controller.incidents.tracker import IncidentTracker
 from controller.store.dbthread import DbThread
 from controller.store.interface import Store
@@ -92,6 +93,7 @@ class Coordinator:
         now = state.now
         group = next(g for g in state.groups if g.name == p.group)
         incident_id = await self._incidents.open(group, state.hosts.get(p.from_host), p.reason, now)
+        note = ranking_note(state, p.group, p.candidates, p.to_host)
         f = machine.propose(
             new_ulid(now),
             p.group,
@@ -101,7 +103,9 @@ class Coordinator:
             p.reason,
             SYSTEM.name,
             now,
-            p.reason + ("" if p.auto_approve else "; needs approval: " + "; ".join(p.hold)),
+            p.reason
+            + (f"; {note}" if note else "")
+            + ("" if p.auto_approve else "; needs approval: " + "; ".join(p.hold)),
             candidates=p.candidates,
             incident_id=incident_id,
         )

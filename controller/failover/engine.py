@@ -61,9 +61,10 @@ def candidates(
 ) -> tuple[Candidate, ...]:
     """Every member but `exclude`, eligible ones first in ranking order.
 
-    Ranking: preference order, except that members whose last probe was slow rank
-    after those whose probes are fast. `force_host` is eligible whatever it lacks
-    (a person chose it with --force); its reasons are still listed.
+    Ranking: preference order, except that members on a kernel an open advisory draft
+    suspects rank after those on another kernel or filesystem, and members whose last
+    probe was slow after those whose probes are fast. `force_host` is eligible whatever
+    it lacks (a person chose it with --force); its reasons are still listed.
     """
     out = []
     for index, member in enumerate(group.members):
@@ -80,12 +81,13 @@ def candidates(
         out.append(
             (
                 not eligible,
+                bool(host and host.suspected),
                 bool(latency and latency > state.policy.slow_probe_seconds),
                 index,
                 Candidate(member, eligible, tuple(reasons), latency),
             )
         )
-    return tuple(c for *_, c in sorted(out, key=lambda t: t[:3]))
+    return tuple(c for *_, c in sorted(out, key=lambda t: t[:4]))
 
 
 def _ineligible(

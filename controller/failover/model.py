@@ -64,6 +64,9 @@ class HostView:
     advisories: tuple[str, ...] = ()
     needs_clear: bool = False
     kernel: str = ""
+    # Open advisory drafts that suspect this host's kernel: it stays eligible, but
+    # ranks after members on another kernel or filesystem until a person decides.
+    suspected: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,7 @@ from hangwatch.v1 import types_pb2 as pb
 # Failovers older than this no longer count for the group-percent window.
 RECENT_LIMIT = 200
 
+# What the advisories (or the open advisory drafts) say of a host: their ids.
 AdvisoryLookup = Callable[[pb.Inventory, list[pb.Mount]], tuple[str, ...]]
 
 
@@ -54,11 +55,13 @@ class Snapshots:
         db: DbThread,
         config: ControllerConfig,
         advisories: AdvisoryLookup = _no_advisories,
+        suspicions: AdvisoryLookup = _no_advisories,
     ) -> None:
         self._store = store
         self._db = db
         self._config = config
         self._advisories = advisories
+        self._suspicions = suspicions
         self.policy = policy(config)
 
     async def cluster(self) -> ClusterState:
@@ -97,6 +100,9 @@ class Snapshots:
                 ),
                 needs_clear=bool(record.needs_clear),
                 kernel=record.registration.inventory.kernel_release,
+                suspected=self._suspicions(
+                    record.registration.inventory, list(record.registration.mounts)
+                ),
             )
         rows = store.groups()
         groups = tuple(

@@ -9,6 +9,7 @@ import time
 from controller.failover import engine, machine
 from controller.failover.machine import Failover
 from controller.failover.model import ClusterState, GroupView, Trigger
+from controller.failover.suspicion import ranking_note
 from hangwatch.errors import Invalid, ProposalRefused
 from hangwatch.ids import new_ulid
 
@@ -67,6 +68,8 @@ def plan_failover(
     detail = f"proposed by {actor}: {reason}" + (
         f" (forced past: {', '.join(chosen.reasons)})" if forced else ""
     )
+    note = ranking_note(state, group.name, ranked, chosen.host_id)
+    detail += f"; {note}" if note else ""
     return machine.propose(
         new_ulid(now),
         group.name,

@@ -14,6 +14,7 @@ from typing import Protocol
 from controller.audit import AuditRow
 from controller.failover.machine import Failover
 from controller.store.condition import StoreCondition
+from controller.upgrades.drafts import Draft, Sighting
 from controller.upgrades.planner import Plan
 from hangwatch.v1 import admin_service_pb2 as admin_pb
 from hangwatch.v1 import agent_service_pb2 as agent_pb
@@ -314,3 +315,29 @@ class Store(Protocol):
     def get_plan(self, name: str) -> Plan | None: ...
 
     def list_plans(self, open_only: bool = False) -> list[Plan]: ...
+
+    # Lockup fingerprints and the advisory drafts they make.
+    def add_sighting(self, sighting: Sighting) -> bool:
+        """False when the event was sighted already (nothing is changed)."""
+
+    def list_sightings(self, fingerprint: str = "") -> list[Sighting]:
+        """Every sighting (of one fingerprint, if given), oldest first."""
+
+    def add_draft(self, draft: Draft, audit: tuple[str, str, str, str] | None = None) -> bool:
+        """Writes a new draft and its audit entry (actor, role, action, detail) at once;
+        False when a draft with that id exists (nothing is changed)."""
+
+    def get_draft(self, draft_id: str) -> Draft | None: ...
+
+    def list_drafts(self, open_only: bool = False) -> list[Draft]:
+        """Drafts, oldest first."""
+
+    def decide_draft(
+        self,
+        draft: Draft,
+        advisory: AdvisoryRow | None,
+        audit: tuple[str, str, str, str] | None = None,
+    ) -> bool:
+        """Writes a decided draft, the advisory an accepted one becomes and the audit entry
+        at once, if the stored draft is still open and no advisory has that id; else
+        False (nothing is changed)."""

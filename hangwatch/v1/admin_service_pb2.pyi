@@ -131,6 +131,31 @@ MAINTENANCE_SCOPE_GROUP: MaintenanceScope.ValueType  # 2
 MAINTENANCE_SCOPE_CLUSTER: MaintenanceScope.ValueType  # 3
 Global___MaintenanceScope: _TypeAlias = MaintenanceScope  # noqa: Y015
 
+class _DraftState:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _DraftStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_DraftState.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    DRAFT_STATE_UNSPECIFIED: _DraftState.ValueType  # 0
+    DRAFT_STATE_OPEN: _DraftState.ValueType  # 1
+    """waiting for a person"""
+    DRAFT_STATE_ACCEPTED: _DraftState.ValueType  # 2
+    """now the advisory `advisory_id`"""
+    DRAFT_STATE_DISMISSED: _DraftState.ValueType  # 3
+    """not a kernel bug, or not this one"""
+
+class DraftState(_DraftState, metaclass=_DraftStateEnumTypeWrapper): ...
+
+DRAFT_STATE_UNSPECIFIED: DraftState.ValueType  # 0
+DRAFT_STATE_OPEN: DraftState.ValueType  # 1
+"""waiting for a person"""
+DRAFT_STATE_ACCEPTED: DraftState.ValueType  # 2
+"""now the advisory `advisory_id`"""
+DRAFT_STATE_DISMISSED: DraftState.ValueType  # 3
+"""not a kernel bug, or not this one"""
+Global___DraftState: _TypeAlias = DraftState  # noqa: Y015
+
 class _UpgradePlanState:
     ValueType = _typing.NewType("ValueType", _builtins.int)
     V: _TypeAlias = ValueType  # noqa: Y015
@@ -1254,6 +1279,211 @@ class RemoveAdvisoryResponse(_message.Message):
 Global___RemoveAdvisoryResponse: _TypeAlias = RemoveAdvisoryResponse  # noqa: Y015
 
 @_typing.final
+class DraftLockup(_message.Message):
+    """One confirmed lockup with a draft's fingerprint."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EVENT_ID_FIELD_NUMBER: _builtins.int
+    HOST_ID_FIELD_NUMBER: _builtins.int
+    MOUNT_FIELD_NUMBER: _builtins.int
+    AT_FIELD_NUMBER: _builtins.int
+    event_id: _builtins.str
+    host_id: _builtins.str
+    mount: _builtins.str
+    @_builtins.property
+    def at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        event_id: _builtins.str = ...,
+        host_id: _builtins.str = ...,
+        mount: _builtins.str = ...,
+        at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["at", b"at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["at", b"at", "event_id", b"event_id", "host_id", b"host_id", "mount", b"mount"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DraftLockup: _TypeAlias = DraftLockup  # noqa: Y015
+
+@_typing.final
+class AdvisoryDraft(_message.Message):
+    """"Lockups with signature S on kernel K": written by the controller when the
+    same fingerprint came from two hosts, or twice from one.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    FINGERPRINT_FIELD_NUMBER: _builtins.int
+    KERNEL_RELEASE_FIELD_NUMBER: _builtins.int
+    FS_TYPE_FIELD_NUMBER: _builtins.int
+    RULE_FIELD_NUMBER: _builtins.int
+    FRAMES_FIELD_NUMBER: _builtins.int
+    SIGNATURE_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    LOCKUPS_FIELD_NUMBER: _builtins.int
+    HOSTS_ON_KERNEL_FIELD_NUMBER: _builtins.int
+    SUMMARY_FIELD_NUMBER: _builtins.int
+    CREATED_AT_FIELD_NUMBER: _builtins.int
+    DECIDED_BY_FIELD_NUMBER: _builtins.int
+    DECIDED_AT_FIELD_NUMBER: _builtins.int
+    DECISION_REASON_FIELD_NUMBER: _builtins.int
+    ADVISORY_ID_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    fingerprint: _builtins.str
+    """Hash of kernel release, filesystem, rule and top stack frames
+    (docs/operations.md, "The suspect kernel").
+    """
+    kernel_release: _builtins.str
+    fs_type: _builtins.str
+    rule: _builtins.str
+    signature: _builtins.str
+    """One line: filesystem, rule and frames."""
+    state: Global___DraftState.ValueType
+    summary: _builtins.str
+    """The sentence for people: "lockups with signature S on kernel K: these N hosts run K"."""
+    decided_by: _builtins.str
+    decision_reason: _builtins.str
+    advisory_id: _builtins.str
+    """The advisory an accepted draft became."""
+    @_builtins.property
+    def frames(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Normalised top frames of the blocked stacks, innermost first."""
+
+    @_builtins.property
+    def lockups(self) -> _containers.RepeatedCompositeFieldContainer[Global___DraftLockup]: ...
+    @_builtins.property
+    def hosts_on_kernel(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Hosts that run the kernel now (on the filesystem): the ones the draft would put at risk."""
+
+    @_builtins.property
+    def created_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def decided_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        fingerprint: _builtins.str = ...,
+        kernel_release: _builtins.str = ...,
+        fs_type: _builtins.str = ...,
+        rule: _builtins.str = ...,
+        frames: _abc.Iterable[_builtins.str] | None = ...,
+        signature: _builtins.str = ...,
+        state: Global___DraftState.ValueType = ...,
+        lockups: _abc.Iterable[Global___DraftLockup] | None = ...,
+        hosts_on_kernel: _abc.Iterable[_builtins.str] | None = ...,
+        summary: _builtins.str = ...,
+        created_at: _timestamp_pb2.Timestamp | None = ...,
+        decided_by: _builtins.str = ...,
+        decided_at: _timestamp_pb2.Timestamp | None = ...,
+        decision_reason: _builtins.str = ...,
+        advisory_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "decided_at", b"decided_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["advisory_id", b"advisory_id", "created_at", b"created_at", "decided_at", b"decided_at", "decided_by", b"decided_by", "decision_reason", b"decision_reason", "fingerprint", b"fingerprint", "frames", b"frames", "fs_type", b"fs_type", "hosts_on_kernel", b"hosts_on_kernel", "id", b"id", "kernel_release", b"kernel_release", "lockups", b"lockups", "rule", b"rule", "signature", b"signature", "state", b"state", "summary", b"summary"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AdvisoryDraft: _TypeAlias = AdvisoryDraft  # noqa: Y015
+
+@_typing.final
+class ListAdvisoryDraftsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ALL_FIELD_NUMBER: _builtins.int
+    all: _builtins.bool
+    """Accepted and dismissed drafts too; by default only open ones."""
+    def __init__(
+        self,
+        *,
+        all: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["all", b"all"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListAdvisoryDraftsRequest: _TypeAlias = ListAdvisoryDraftsRequest  # noqa: Y015
+
+@_typing.final
+class ListAdvisoryDraftsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DRAFTS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def drafts(self) -> _containers.RepeatedCompositeFieldContainer[Global___AdvisoryDraft]: ...
+    def __init__(
+        self,
+        *,
+        drafts: _abc.Iterable[Global___AdvisoryDraft] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["drafts", b"drafts"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListAdvisoryDraftsResponse: _TypeAlias = ListAdvisoryDraftsResponse  # noqa: Y015
+
+@_typing.final
+class AcceptAdvisoryDraftRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    KERNEL_RANGE_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    URL_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    kernel_range: _builtins.str
+    """Kernel releases the advisory covers; empty = exactly the draft's kernel."""
+    reason: _builtins.str
+    url: _builtins.str
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        kernel_range: _builtins.str = ...,
+        reason: _builtins.str = ...,
+        url: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id", "kernel_range", b"kernel_range", "reason", b"reason", "url", b"url"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AcceptAdvisoryDraftRequest: _TypeAlias = AcceptAdvisoryDraftRequest  # noqa: Y015
+
+@_typing.final
+class DismissAdvisoryDraftRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    reason: _builtins.str
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id", "reason", b"reason"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DismissAdvisoryDraftRequest: _TypeAlias = DismissAdvisoryDraftRequest  # noqa: Y015
+
+@_typing.final
 class UpgradeHost(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -1569,6 +1799,7 @@ class Incident(_message.Message):
     MOUNT_FIELD_NUMBER: _builtins.int
     RELATED_FIELD_NUMBER: _builtins.int
     STATUS_FIELD_NUMBER: _builtins.int
+    EVIDENCE_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     group: _builtins.str
     host_id: _builtins.str
@@ -1601,6 +1832,12 @@ class Incident(_message.Message):
     def related(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Earlier incidents on hosts at risk from the same advisories."""
 
+    @_builtins.property
+    def evidence(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Ids of the LOCKUP_CONFIRMED events whose evidence belongs to the incident
+        (GetIncidentEvidence returns them whole).
+        """
+
     def __init__(
         self,
         *,
@@ -1617,10 +1854,11 @@ class Incident(_message.Message):
         mount: _builtins.str = ...,
         related: _abc.Iterable[_builtins.str] | None = ...,
         status: _builtins.str = ...,
+        evidence: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["ended_at", b"ended_at", "restored_at", b"restored_at", "started_at", b"started_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["advisories", b"advisories", "ended_at", b"ended_at", "group", b"group", "host_id", b"host_id", "id", b"id", "mount", b"mount", "open", b"open", "related", b"related", "rendered", b"rendered", "restored_at", b"restored_at", "started_at", b"started_at", "status", b"status", "timeline", b"timeline"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["advisories", b"advisories", "ended_at", b"ended_at", "evidence", b"evidence", "group", b"group", "host_id", b"host_id", "id", b"id", "mount", b"mount", "open", b"open", "related", b"related", "rendered", b"rendered", "restored_at", b"restored_at", "started_at", b"started_at", "status", b"status", "timeline", b"timeline"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1702,6 +1940,107 @@ class GetIncidentRequest(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetIncidentRequest: _TypeAlias = GetIncidentRequest  # noqa: Y015
+
+@_typing.final
+class GetIncidentEvidenceRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetIncidentEvidenceRequest: _TypeAlias = GetIncidentEvidenceRequest  # noqa: Y015
+
+@_typing.final
+class IncidentEvidence(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class SignaturesEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    @_typing.final
+    class DraftsEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    INCIDENT_FIELD_NUMBER: _builtins.int
+    LOCKUPS_FIELD_NUMBER: _builtins.int
+    SIGNATURES_FIELD_NUMBER: _builtins.int
+    DRAFTS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def incident(self) -> Global___Incident:
+        """With its timeline."""
+
+    @_builtins.property
+    def lockups(self) -> _containers.RepeatedCompositeFieldContainer[_types_pb2.Event]:
+        """The confirmed lockups of the group's hosts in the incident's span, oldest
+        first, each with its evidence (at most 16: the newest are kept).
+        """
+
+    @_builtins.property
+    def signatures(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """Event id -> the lockup's fingerprint signature, where one was taken."""
+
+    @_builtins.property
+    def drafts(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """Event id -> the advisory draft that fingerprint belongs to, if any."""
+
+    def __init__(
+        self,
+        *,
+        incident: Global___Incident | None = ...,
+        lockups: _abc.Iterable[_types_pb2.Event] | None = ...,
+        signatures: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        drafts: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["incident", b"incident"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["drafts", b"drafts", "incident", b"incident", "lockups", b"lockups", "signatures", b"signatures"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___IncidentEvidence: _TypeAlias = IncidentEvidence  # noqa: Y015
 
 @_typing.final
 class AuditEntry(_message.Message):

@@ -140,6 +140,21 @@ class AdminServiceStub:
                 request_serializer=hangwatch_dot_v1_dot_admin__service__pb2.RemoveAdvisoryRequest.SerializeToString,
                 response_deserializer=hangwatch_dot_v1_dot_admin__service__pb2.RemoveAdvisoryResponse.FromString,
                 _registered_method=True)
+        self.ListAdvisoryDrafts = channel.unary_unary(
+                '/hangwatch.v1.AdminService/ListAdvisoryDrafts',
+                request_serializer=hangwatch_dot_v1_dot_admin__service__pb2.ListAdvisoryDraftsRequest.SerializeToString,
+                response_deserializer=hangwatch_dot_v1_dot_admin__service__pb2.ListAdvisoryDraftsResponse.FromString,
+                _registered_method=True)
+        self.AcceptAdvisoryDraft = channel.unary_unary(
+                '/hangwatch.v1.AdminService/AcceptAdvisoryDraft',
+                request_serializer=hangwatch_dot_v1_dot_admin__service__pb2.AcceptAdvisoryDraftRequest.SerializeToString,
+                response_deserializer=hangwatch_dot_v1_dot_admin__service__pb2.Advisory.FromString,
+                _registered_method=True)
+        self.DismissAdvisoryDraft = channel.unary_unary(
+                '/hangwatch.v1.AdminService/DismissAdvisoryDraft',
+                request_serializer=hangwatch_dot_v1_dot_admin__service__pb2.DismissAdvisoryDraftRequest.SerializeToString,
+                response_deserializer=hangwatch_dot_v1_dot_admin__service__pb2.AdvisoryDraft.FromString,
+                _registered_method=True)
         self.CreateUpgradePlan = channel.unary_unary(
                 '/hangwatch.v1.AdminService/CreateUpgradePlan',
                 request_serializer=hangwatch_dot_v1_dot_admin__service__pb2.CreateUpgradePlanRequest.SerializeToString,
@@ -174,6 +189,11 @@ class AdminServiceStub:
                 '/hangwatch.v1.AdminService/GetIncident',
                 request_serializer=hangwatch_dot_v1_dot_admin__service__pb2.GetIncidentRequest.SerializeToString,
                 response_deserializer=hangwatch_dot_v1_dot_admin__service__pb2.Incident.FromString,
+                _registered_method=True)
+        self.GetIncidentEvidence = channel.unary_unary(
+                '/hangwatch.v1.AdminService/GetIncidentEvidence',
+                request_serializer=hangwatch_dot_v1_dot_admin__service__pb2.GetIncidentEvidenceRequest.SerializeToString,
+                response_deserializer=hangwatch_dot_v1_dot_admin__service__pb2.IncidentEvidence.FromString,
                 _registered_method=True)
         self.ListAudit = channel.unary_unary(
                 '/hangwatch.v1.AdminService/ListAudit',
@@ -338,6 +358,27 @@ class AdminServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListAdvisoryDrafts(self, request, context):
+        """Drafts the controller wrote when a lockup fingerprint repeated: a suspect
+        kernel waiting for a person to accept or dismiss it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AcceptAdvisoryDraft(self, request, context):
+        """Makes an open draft a normal advisory (hosts at risk, upgrade plans).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DismissAdvisoryDraft(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def CreateUpgradePlan(self, request, context):
         """Upgrade plans.
         """
@@ -378,6 +419,13 @@ class AdminServiceServicer:
 
     def GetIncident(self, request, context):
         """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetIncidentEvidence(self, request, context):
+        """The incident with the evidence of its confirmed lockups, for a vendor bug report.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -516,6 +564,21 @@ def add_AdminServiceServicer_to_server(servicer, server):
                     request_deserializer=hangwatch_dot_v1_dot_admin__service__pb2.RemoveAdvisoryRequest.FromString,
                     response_serializer=hangwatch_dot_v1_dot_admin__service__pb2.RemoveAdvisoryResponse.SerializeToString,
             ),
+            'ListAdvisoryDrafts': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListAdvisoryDrafts,
+                    request_deserializer=hangwatch_dot_v1_dot_admin__service__pb2.ListAdvisoryDraftsRequest.FromString,
+                    response_serializer=hangwatch_dot_v1_dot_admin__service__pb2.ListAdvisoryDraftsResponse.SerializeToString,
+            ),
+            'AcceptAdvisoryDraft': grpc.unary_unary_rpc_method_handler(
+                    servicer.AcceptAdvisoryDraft,
+                    request_deserializer=hangwatch_dot_v1_dot_admin__service__pb2.AcceptAdvisoryDraftRequest.FromString,
+                    response_serializer=hangwatch_dot_v1_dot_admin__service__pb2.Advisory.SerializeToString,
+            ),
+            'DismissAdvisoryDraft': grpc.unary_unary_rpc_method_handler(
+                    servicer.DismissAdvisoryDraft,
+                    request_deserializer=hangwatch_dot_v1_dot_admin__service__pb2.DismissAdvisoryDraftRequest.FromString,
+                    response_serializer=hangwatch_dot_v1_dot_admin__service__pb2.AdvisoryDraft.SerializeToString,
+            ),
             'CreateUpgradePlan': grpc.unary_unary_rpc_method_handler(
                     servicer.CreateUpgradePlan,
                     request_deserializer=hangwatch_dot_v1_dot_admin__service__pb2.CreateUpgradePlanRequest.FromString,
@@ -550,6 +613,11 @@ def add_AdminServiceServicer_to_server(servicer, server):
                     servicer.GetIncident,
                     request_deserializer=hangwatch_dot_v1_dot_admin__service__pb2.GetIncidentRequest.FromString,
                     response_serializer=hangwatch_dot_v1_dot_admin__service__pb2.Incident.SerializeToString,
+            ),
+            'GetIncidentEvidence': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetIncidentEvidence,
+                    request_deserializer=hangwatch_dot_v1_dot_admin__service__pb2.GetIncidentEvidenceRequest.FromString,
+                    response_serializer=hangwatch_dot_v1_dot_admin__service__pb2.IncidentEvidence.SerializeToString,
             ),
             'ListAudit': grpc.unary_unary_rpc_method_handler(
                     servicer.ListAudit,
@@ -1150,6 +1218,87 @@ class AdminService:
             _registered_method=True)
 
     @staticmethod
+    def ListAdvisoryDrafts(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hangwatch.v1.AdminService/ListAdvisoryDrafts',
+            hangwatch_dot_v1_dot_admin__service__pb2.ListAdvisoryDraftsRequest.SerializeToString,
+            hangwatch_dot_v1_dot_admin__service__pb2.ListAdvisoryDraftsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AcceptAdvisoryDraft(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hangwatch.v1.AdminService/AcceptAdvisoryDraft',
+            hangwatch_dot_v1_dot_admin__service__pb2.AcceptAdvisoryDraftRequest.SerializeToString,
+            hangwatch_dot_v1_dot_admin__service__pb2.Advisory.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DismissAdvisoryDraft(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hangwatch.v1.AdminService/DismissAdvisoryDraft',
+            hangwatch_dot_v1_dot_admin__service__pb2.DismissAdvisoryDraftRequest.SerializeToString,
+            hangwatch_dot_v1_dot_admin__service__pb2.AdvisoryDraft.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
     def CreateUpgradePlan(request,
             target,
             options=(),
@@ -1328,6 +1477,33 @@ class AdminService:
             '/hangwatch.v1.AdminService/GetIncident',
             hangwatch_dot_v1_dot_admin__service__pb2.GetIncidentRequest.SerializeToString,
             hangwatch_dot_v1_dot_admin__service__pb2.Incident.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetIncidentEvidence(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hangwatch.v1.AdminService/GetIncidentEvidence',
+            hangwatch_dot_v1_dot_admin__service__pb2.GetIncidentEvidenceRequest.SerializeToString,
+            hangwatch_dot_v1_dot_admin__service__pb2.IncidentEvidence.FromString,
             options,
             channel_credentials,
             insecure,

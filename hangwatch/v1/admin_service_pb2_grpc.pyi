@@ -73,6 +73,13 @@ class AdminServiceStub:
     """Advisories: known-bad kernel/filesystem versions."""
     ListAdvisories: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.ListAdvisoriesRequest, _admin_service_pb2.ListAdvisoriesResponse]
     RemoveAdvisory: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.RemoveAdvisoryRequest, _admin_service_pb2.RemoveAdvisoryResponse]
+    ListAdvisoryDrafts: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.ListAdvisoryDraftsRequest, _admin_service_pb2.ListAdvisoryDraftsResponse]
+    """Drafts the controller wrote when a lockup fingerprint repeated: a suspect
+    kernel waiting for a person to accept or dismiss it.
+    """
+    AcceptAdvisoryDraft: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.AcceptAdvisoryDraftRequest, _admin_service_pb2.Advisory]
+    """Makes an open draft a normal advisory (hosts at risk, upgrade plans)."""
+    DismissAdvisoryDraft: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.DismissAdvisoryDraftRequest, _admin_service_pb2.AdvisoryDraft]
     CreateUpgradePlan: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.CreateUpgradePlanRequest, _admin_service_pb2.UpgradePlan]
     """Upgrade plans."""
     GetUpgradePlan: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.GetUpgradePlanRequest, _admin_service_pb2.UpgradePlan]
@@ -82,6 +89,8 @@ class AdminServiceStub:
     ListIncidents: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.ListIncidentsRequest, _admin_service_pb2.ListIncidentsResponse]
     """Incidents."""
     GetIncident: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.GetIncidentRequest, _admin_service_pb2.Incident]
+    GetIncidentEvidence: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.GetIncidentEvidenceRequest, _admin_service_pb2.IncidentEvidence]
+    """The incident with the evidence of its confirmed lockups, for a vendor bug report."""
     ListAudit: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.ListAuditRequest, _admin_service_pb2.ListAuditResponse]
     """Audit log."""
     VerifyAudit: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.VerifyAuditRequest, _admin_service_pb2.VerifyAuditResponse]
@@ -126,6 +135,13 @@ class AdminServiceAsyncStub(AdminServiceStub):
     """Advisories: known-bad kernel/filesystem versions."""
     ListAdvisories: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.ListAdvisoriesRequest, _admin_service_pb2.ListAdvisoriesResponse]  # type: ignore[assignment]
     RemoveAdvisory: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.RemoveAdvisoryRequest, _admin_service_pb2.RemoveAdvisoryResponse]  # type: ignore[assignment]
+    ListAdvisoryDrafts: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.ListAdvisoryDraftsRequest, _admin_service_pb2.ListAdvisoryDraftsResponse]  # type: ignore[assignment]
+    """Drafts the controller wrote when a lockup fingerprint repeated: a suspect
+    kernel waiting for a person to accept or dismiss it.
+    """
+    AcceptAdvisoryDraft: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.AcceptAdvisoryDraftRequest, _admin_service_pb2.Advisory]  # type: ignore[assignment]
+    """Makes an open draft a normal advisory (hosts at risk, upgrade plans)."""
+    DismissAdvisoryDraft: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.DismissAdvisoryDraftRequest, _admin_service_pb2.AdvisoryDraft]  # type: ignore[assignment]
     CreateUpgradePlan: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.CreateUpgradePlanRequest, _admin_service_pb2.UpgradePlan]  # type: ignore[assignment]
     """Upgrade plans."""
     GetUpgradePlan: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.GetUpgradePlanRequest, _admin_service_pb2.UpgradePlan]  # type: ignore[assignment]
@@ -135,6 +151,8 @@ class AdminServiceAsyncStub(AdminServiceStub):
     ListIncidents: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.ListIncidentsRequest, _admin_service_pb2.ListIncidentsResponse]  # type: ignore[assignment]
     """Incidents."""
     GetIncident: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.GetIncidentRequest, _admin_service_pb2.Incident]  # type: ignore[assignment]
+    GetIncidentEvidence: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.GetIncidentEvidenceRequest, _admin_service_pb2.IncidentEvidence]  # type: ignore[assignment]
+    """The incident with the evidence of its confirmed lockups, for a vendor bug report."""
     ListAudit: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.ListAuditRequest, _admin_service_pb2.ListAuditResponse]  # type: ignore[assignment]
     """Audit log."""
     VerifyAudit: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.VerifyAuditRequest, _admin_service_pb2.VerifyAuditResponse]  # type: ignore[assignment]
@@ -282,6 +300,28 @@ class AdminServiceServicer:
         context: _ServicerContext,
     ) -> _typing.Union[_admin_service_pb2.RemoveAdvisoryResponse, _abc.Awaitable[_admin_service_pb2.RemoveAdvisoryResponse]]: ...
 
+    def ListAdvisoryDrafts(
+        self,
+        request: _admin_service_pb2.ListAdvisoryDraftsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_service_pb2.ListAdvisoryDraftsResponse, _abc.Awaitable[_admin_service_pb2.ListAdvisoryDraftsResponse]]:
+        """Drafts the controller wrote when a lockup fingerprint repeated: a suspect
+        kernel waiting for a person to accept or dismiss it.
+        """
+
+    def AcceptAdvisoryDraft(
+        self,
+        request: _admin_service_pb2.AcceptAdvisoryDraftRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_service_pb2.Advisory, _abc.Awaitable[_admin_service_pb2.Advisory]]:
+        """Makes an open draft a normal advisory (hosts at risk, upgrade plans)."""
+
+    def DismissAdvisoryDraft(
+        self,
+        request: _admin_service_pb2.DismissAdvisoryDraftRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_service_pb2.AdvisoryDraft, _abc.Awaitable[_admin_service_pb2.AdvisoryDraft]]: ...
+
     def CreateUpgradePlan(
         self,
         request: _admin_service_pb2.CreateUpgradePlanRequest,
@@ -325,6 +365,13 @@ class AdminServiceServicer:
         request: _admin_service_pb2.GetIncidentRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_admin_service_pb2.Incident, _abc.Awaitable[_admin_service_pb2.Incident]]: ...
+
+    def GetIncidentEvidence(
+        self,
+        request: _admin_service_pb2.GetIncidentEvidenceRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_service_pb2.IncidentEvidence, _abc.Awaitable[_admin_service_pb2.IncidentEvidence]]:
+        """The incident with the evidence of its confirmed lockups, for a vendor bug report."""
 
     def ListAudit(
         self,

@@ -386,6 +386,7 @@ class Evidence(_message.Message):
     KERNEL_LINES_FIELD_NUMBER: _builtins.int
     ATTRIBUTES_FIELD_NUMBER: _builtins.int
     STUCK_TASKS_FIELD_NUMBER: _builtins.int
+    LOCKUP_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def kernel_lines(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     @_builtins.property
@@ -396,16 +397,23 @@ class Evidence(_message.Message):
 
     @_builtins.property
     def stuck_tasks(self) -> _containers.RepeatedCompositeFieldContainer[Global___StuckTask]: ...
+    @_builtins.property
+    def lockup(self) -> Global___LockupEvidence:
+        """Set on LOCKUP_CONFIRMED only: what a bug report to the kernel or storage
+        vendor needs, gathered when the lockup was confirmed.
+        """
+
     def __init__(
         self,
         *,
         kernel_lines: _abc.Iterable[_builtins.str] | None = ...,
         attributes: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
         stuck_tasks: _abc.Iterable[Global___StuckTask] | None = ...,
+        lockup: Global___LockupEvidence | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["lockup", b"lockup"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attributes", b"attributes", "kernel_lines", b"kernel_lines", "stuck_tasks", b"stuck_tasks"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attributes", b"attributes", "kernel_lines", b"kernel_lines", "lockup", b"lockup", "stuck_tasks", b"stuck_tasks"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -420,6 +428,7 @@ class StuckTask(_message.Message):
     WCHAN_FIELD_NUMBER: _builtins.int
     BLOCKED_FOR_FIELD_NUMBER: _builtins.int
     STACK_FIELD_NUMBER: _builtins.int
+    TRACE_FIELD_NUMBER: _builtins.int
     pid: _builtins.int
     comm: _builtins.str
     wchan: _builtins.str
@@ -429,6 +438,12 @@ class StuckTask(_message.Message):
     def stack(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Kernel functions from the call trace, innermost first."""
 
+    @_builtins.property
+    def trace(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The call trace as the kernel printed it (/proc/PID/stack), offsets kept,
+        innermost first; empty where the kernel would not show it.
+        """
+
     def __init__(
         self,
         *,
@@ -437,14 +452,163 @@ class StuckTask(_message.Message):
         wchan: _builtins.str = ...,
         blocked_for: _duration_pb2.Duration | None = ...,
         stack: _abc.Iterable[_builtins.str] | None = ...,
+        trace: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["blocked_for", b"blocked_for"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["blocked_for", b"blocked_for", "comm", b"comm", "pid", b"pid", "stack", b"stack", "wchan", b"wchan"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["blocked_for", b"blocked_for", "comm", b"comm", "pid", b"pid", "stack", b"stack", "trace", b"trace", "wchan", b"wchan"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___StuckTask: _TypeAlias = StuckTask  # noqa: Y015
+
+@_typing.final
+class LockupEvidence(_message.Message):
+    """A confirmed lockup as the host saw it, read from /proc, /sys and the agent's
+    memory only (never from the frozen filesystem). Each part is bounded by the
+    agent; `notes` says what was cut or could not be read.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    GATHERED_AT_FIELD_NUMBER: _builtins.int
+    TROUBLE_SINCE_FIELD_NUMBER: _builtins.int
+    RULE_FIELD_NUMBER: _builtins.int
+    KERNEL_RELEASE_FIELD_NUMBER: _builtins.int
+    KERNEL_BUILD_FIELD_NUMBER: _builtins.int
+    ARCHITECTURE_FIELD_NUMBER: _builtins.int
+    MOUNT_FIELD_NUMBER: _builtins.int
+    TASKS_FIELD_NUMBER: _builtins.int
+    KERNEL_LOG_FIELD_NUMBER: _builtins.int
+    HUNG_TASK_REPORTS_FIELD_NUMBER: _builtins.int
+    DEVICES_FIELD_NUMBER: _builtins.int
+    NOTES_FIELD_NUMBER: _builtins.int
+    rule: _builtins.str
+    """The condition that confirmed the lockup: "probe-stuck-no-io",
+    "hung-task-no-io", or the kernel-log rule of a fatal error.
+    """
+    kernel_release: _builtins.str
+    kernel_build: _builtins.str
+    """/proc/version: the kernel's build (compiler, build number, date)."""
+    architecture: _builtins.str
+    @_builtins.property
+    def gathered_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def trouble_since(self) -> _timestamp_pb2.Timestamp:
+        """The mount's first sign of trouble: where the kernel-log window starts looking."""
+
+    @_builtins.property
+    def mount(self) -> Global___Mount:
+        """The mount from the mount table and sysfs: type, options, features."""
+
+    @_builtins.property
+    def tasks(self) -> _containers.RepeatedCompositeFieldContainer[Global___StuckTask]:
+        """Tasks in D state attributed to the mount, with their kernel stacks."""
+
+    @_builtins.property
+    def kernel_log(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The kernel log around the lockup, as dmesg prints it, oldest first."""
+
+    @_builtins.property
+    def hung_task_reports(self) -> _containers.RepeatedCompositeFieldContainer[Global___KernelReport]:
+        """The kernel's own hung-task reports about this mount (or about no mount
+        in particular), newest last.
+        """
+
+    @_builtins.property
+    def devices(self) -> _containers.RepeatedCompositeFieldContainer[Global___DeviceCounters]:
+        """The mount's block devices, nearest first."""
+
+    @_builtins.property
+    def notes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """What was cut to stay within the bounds, and what could not be read."""
+
+    def __init__(
+        self,
+        *,
+        gathered_at: _timestamp_pb2.Timestamp | None = ...,
+        trouble_since: _timestamp_pb2.Timestamp | None = ...,
+        rule: _builtins.str = ...,
+        kernel_release: _builtins.str = ...,
+        kernel_build: _builtins.str = ...,
+        architecture: _builtins.str = ...,
+        mount: Global___Mount | None = ...,
+        tasks: _abc.Iterable[Global___StuckTask] | None = ...,
+        kernel_log: _abc.Iterable[_builtins.str] | None = ...,
+        hung_task_reports: _abc.Iterable[Global___KernelReport] | None = ...,
+        devices: _abc.Iterable[Global___DeviceCounters] | None = ...,
+        notes: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["gathered_at", b"gathered_at", "mount", b"mount", "trouble_since", b"trouble_since"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["architecture", b"architecture", "devices", b"devices", "gathered_at", b"gathered_at", "hung_task_reports", b"hung_task_reports", "kernel_build", b"kernel_build", "kernel_log", b"kernel_log", "kernel_release", b"kernel_release", "mount", b"mount", "notes", b"notes", "rule", b"rule", "tasks", b"tasks", "trouble_since", b"trouble_since"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___LockupEvidence: _TypeAlias = LockupEvidence  # noqa: Y015
+
+@_typing.final
+class KernelReport(_message.Message):
+    """One multi-line kernel report (a hung-task report: header, state, trace)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    AT_FIELD_NUMBER: _builtins.int
+    LINES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def lines(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        at: _timestamp_pb2.Timestamp | None = ...,
+        lines: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["at", b"at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["at", b"at", "lines", b"lines"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___KernelReport: _TypeAlias = KernelReport  # noqa: Y015
+
+@_typing.final
+class DeviceCounters(_message.Message):
+    """A block device's counters when the lockup was confirmed."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DEVICE_FIELD_NUMBER: _builtins.int
+    DISKSTATS_FIELD_NUMBER: _builtins.int
+    IN_FLIGHT_FIELD_NUMBER: _builtins.int
+    IN_FLIGHT_READS_FIELD_NUMBER: _builtins.int
+    IN_FLIGHT_WRITES_FIELD_NUMBER: _builtins.int
+    device: _builtins.str
+    diskstats: _builtins.str
+    """Its /proc/diskstats line as the kernel printed it (14, 18 or 20 fields)."""
+    in_flight: _builtins.int
+    """I/O in flight, from /proc/diskstats, and split by direction from
+    /sys/class/block/DEV/inflight (-1 where unreadable).
+    """
+    in_flight_reads: _builtins.int
+    in_flight_writes: _builtins.int
+    def __init__(
+        self,
+        *,
+        device: _builtins.str = ...,
+        diskstats: _builtins.str = ...,
+        in_flight: _builtins.int = ...,
+        in_flight_reads: _builtins.int = ...,
+        in_flight_writes: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["device", b"device", "diskstats", b"diskstats", "in_flight", b"in_flight", "in_flight_reads", b"in_flight_reads", "in_flight_writes", b"in_flight_writes"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeviceCounters: _TypeAlias = DeviceCounters  # noqa: Y015
 
 @_typing.final
 class Event(_message.Message):

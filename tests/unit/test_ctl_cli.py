@@ -106,6 +106,8 @@ def test_every_command_takes_output_after_it():
     for path, command in leaves(main, "hangwatchctl"):
         outputs = [p for p in command.params if "-o" in getattr(p, "opts", ())]
         assert len(outputs) == 1, path
+        if isinstance(outputs[0].type, click.Path):
+            continue  # the command writes a file, -o names it (incident evidence -o FILE)
         assert {"table", "json"} <= set(getattr(outputs[0].type, "choices", ())), path
 
 

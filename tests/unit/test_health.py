@@ -195,3 +195,37 @@ def test_d_state_tasks_on_the_mount_are_suspect():
     _, seen = run([(T0 + 1, device(T0 + 1, 0.0)), (T0 + 2, sig(Kind.TASKS_D_STATE, T0 + 2))])
     assert kinds(seen) == [Kind.LOCKUP_SUSPECTED]
     assert kinds(seen, OTHER) == []
+
+
+@pytest.mark.parametrize(
+    ("steps", "rule"),
+    [
+        (
+            [
+                (T0 + 1, device(T0 + 1, 3.5)),
+                (T0 + 5, stuck(T0 + 5, since=T0)),
+            ],
+            "probe-stuck-no-io",
+        ),
+        (
+            [
+                (T0 + 1, device(T0 + 1, 0.0)),
+                (T0 + 2, sig(Kind.HUNG_TASK, T0 + 2, filesystem="xfs")),
+                (T0 + 6, device(T0 + 6, 5.0)),
+            ],
+            "hung-task-no-io",
+        ),
+        (
+            [(T0 + 1, sig(Kind.XFS_SHUTDOWN, T0 + 1, rule="xfs_forced_shutdown"))],
+            "xfs_forced_shutdown",
+        ),
+        ([(T0 + 1, sig(Kind.MOUNT_GONE, T0 + 1))], "mount_gone"),
+    ],
+)
+def test_confirmation_names_its_rule_and_only_confirmation_does(steps, rule):
+    engine = HealthEngine({M: True}, HealthSettings(), now=T0)
+    transitions = []
+    for at, signal in steps:
+        engine.observe(signal)
+        transitions += engine.evaluate(at)
+    assert [(t.after, t.rule) for t in transitions] == [(State.SUSPECT, ""), (State.LOCKED, rule)]

@@ -8,8 +8,8 @@ from agent.kmsg.hung_task import (
     ReportKind,
     filesystem_of_stack,
     filesystem_of_task,
-    is_frame,
 )
+from hangwatch.kernelstack import is_frame
 
 MODERN = """\
 INFO: task kworker/u8:2:1234 blocked for more than 122 seconds.

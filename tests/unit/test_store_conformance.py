@@ -3,10 +3,13 @@ the audit chain, commands, operations, incidents, advisories and plans."""
 
 from __future__ import annotations
 
+import dataclasses
+
 from controller import audit
 from controller.failover.machine import Failover, approve
 from controller.failover.model import FailoverState, Trigger
 from controller.store.interface import AdvisoryRow, FailoverCommit
+from controller.upgrades.drafts import Draft, DraftState, Sighting
 from controller.upgrades.planner import Plan, PlanHost, PlanState
 from hangwatch.ids import new_ulid
 from hangwatch.v1 import admin_service_pb2 as admin_pb
@@ -254,3 +257,29 @@ def test_pages_of_every_listing(stores):
     assert store.last_audit_seq() == 0
     store.append_audit(1.0, "alice", "operator", "maintenance on", "a", "patching")
     assert store.last_audit_seq() == 1
+
+
+def test_sightings_and_drafts_decided_once_with_their_advisory(stores):
+    store = stores.open()
+    seen = Sighting("e1", "a", "/srv", 5.0, "fp1")
+    assert store.add_sighting(seen)
+    assert not store.add_sighting(seen)
+    store.add_sighting(Sighting("e2", "b", "/srv", 4.0, "fp1"))
+    store.add_sighting(Sighting("e3", "b", "/srv", 6.0, "fp2"))
+    assert [s.event_id for s in store.list_sightings("fp1")] == ["e2", "e1"]
+    assert len(store.list_sightings()) == 3
+
+    draft = Draft("SUSPECT-fp1", "fp1", "6.1.0", "ext4", "probe-stuck-no-io", ("f1",), "S", 7.0)
+    assert store.add_draft(draft, ("hangwatch", "system", "draft", "suspect kernel"))
+    assert not store.add_draft(draft)
+    assert [d.id for d in store.list_drafts(open_only=True)] == [draft.id]
+    accepted = dataclasses.replace(
+        draft, state=DraftState.ACCEPTED, decided_by="bob", decided_at=8.0
+    )
+    advisory = AdvisoryRow("KB-1", "6.1.0", "ext4", "suspect", "", 8.0, "bob")
+    assert store.decide_draft(accepted, advisory, ("bob", "approver", "accept", "KB-1"))
+    assert not store.decide_draft(accepted, None)
+    assert store.get_draft(draft.id) == accepted
+    assert store.list_drafts(open_only=True) == []
+    assert [a.id for a in store.list_advisories()] == ["KB-1"]
+    assert [r.action for r in store.list_audit()] == ["draft", "accept"]

@@ -94,6 +94,8 @@ class Keys:
         self.remote_ids = p + "webhook-remote-ids/"
         self.advisories = p + "advisories/"
         self.plans = p + "plans/"
+        self.sightings = p + "sightings/"
+        self.drafts = p + "drafts/"
 
     def host(self, host_id: str) -> str:
         return self.hosts + part(host_id)
@@ -163,6 +165,12 @@ class Keys:
 
     def advisory(self, advisory_id: str) -> str:
         return self.advisories + part(advisory_id)
+
+    def sighting(self, fingerprint: str, event_id: str) -> str:
+        return self.sightings + part(fingerprint) + "/" + part(event_id)
+
+    def draft(self, draft_id: str) -> str:
+        return self.drafts + part(draft_id)
 
     def plan(self, name: str) -> str:
         return self.plans + part(name)

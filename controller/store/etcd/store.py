@@ -8,13 +8,13 @@ from controller.store.etcd.failovers import FailoverKeys
 from controller.store.etcd.keys import load, unmessage
 from controller.store.etcd.kv import Entry, Reads, Txn
 from controller.store.etcd.ops import OpsKeys
-from controller.store.etcd.upgrades import UpgradeKeys
+from controller.store.etcd.suspects import SuspectKeys
 from controller.store.etcd.webhooks import WebhookKeys
 from controller.store.interface import HostRecord
 from hangwatch.v1 import agent_service_pb2 as agent_pb
 
 
-class EtcdStore(FailoverKeys, OpsKeys, WebhookKeys, UpgradeKeys):
+class EtcdStore(FailoverKeys, OpsKeys, WebhookKeys, SuspectKeys):
     def register_host(self, request: agent_pb.RegisterRequest, now: float) -> None:
         """Creates or refreshes a host; a new kernel ends its 'needs clear' mark.
 

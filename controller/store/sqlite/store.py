@@ -10,6 +10,7 @@ from controller.store.interface import LOCKUP_KINDS, HostRecord
 from controller.store.readable import readable
 from controller.store.sqlite.failovers import FailoverTables
 from controller.store.sqlite.ops import OpsTables
+from controller.store.sqlite.suspects import SuspectTables
 from controller.store.sqlite.upgrades import UpgradeTables
 from controller.store.sqlite.webhooks import WebhookTables
 from hangwatch import pbtime
@@ -20,7 +21,7 @@ from hangwatch.v1 import types_pb2 as pb
 log = logging.getLogger(__name__)
 
 
-class SQLiteStore(FailoverTables, OpsTables, WebhookTables, UpgradeTables):
+class SQLiteStore(FailoverTables, OpsTables, WebhookTables, SuspectTables, UpgradeTables):
     """Hosts and events here; the other tables live in their own mixins."""
 
     # Hosts.
