@@ -27,9 +27,9 @@ for _path in (ROOT / "tests", ROOT):
 
 from clusterkit import Admin  # noqa: E402
 
-from hangwatch import scratchfs  # noqa: E402
 from hangwatch.v1 import admin_service_pb2 as admin_pb  # noqa: E402
 from hangwatch.v1 import types_pb2 as pb  # noqa: E402
+from lab import scratchfs  # noqa: E402
 from lab.localcluster import LocalCluster, Proc, wait_for  # noqa: E402
 
 HOST = "bench1"

@@ -68,6 +68,15 @@ class GroupSettings:
         "manual", "manual: an SRE approves; auto: policy may approve", one_of("manual", "auto")
     )
     primary: str = setting("", "the initial primary (the controller owns it afterwards)")
+    frozen_primary: str = setting(
+        "fence",
+        "an old primary whose group mount is LOCKED (or that is unreachable after SUSPECT "
+        "or LOCKED) cannot finish a demote. fence: fence it at once, beside the demote "
+        "(with no fence agent for it, give the demote [failover] "
+        "frozen_demote_timeout_seconds, then stop for a person); wait: give the demote "
+        "its full deadline first",
+        one_of("fence", "wait"),
+    )
 
     def __post_init__(self) -> None:
         if not self.name:
@@ -109,6 +118,12 @@ class FailoverSettings:
         30.0, "the old primary must acknowledge its demote by then, or it is fenced", positive
     )
     promote_timeout_seconds: float = setting(60.0, "the new primary must report by then", positive)
+    frozen_demote_timeout_seconds: float = setting(
+        5.0,
+        "a frozen old primary with no fence agent gets this long to demote before the "
+        "failover stops for a person (groups with frozen_primary = fence)",
+        positive,
+    )
     anti_flap_seconds: float = setting(
         6 * 3600.0,
         "after a failover completes, automatic approval for the group waits this "

@@ -161,7 +161,7 @@ class Coordinator:
         return False
 
     async def _drive(self, f: Failover, state: ClusterState) -> None:
-        if f.state in (FailoverState.PROPOSED, FailoverState.FENCE_FAILED):
+        if f.state is FailoverState.PROPOSED:
             return
         new, actions = await self._ledger.advance(
             f, state, fence_configured=self._config.fence_for(f.from_host) is not None

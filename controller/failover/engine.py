@@ -117,18 +117,35 @@ def _ineligible(
 
 def trigger_for(state: ClusterState, group: GroupView) -> tuple[Trigger, str] | None:
     """Why the group's primary must be replaced, if it must."""
-    primary = state.hosts.get(group.primary)
-    if primary is None:
+    return _stuck(state, group, group.primary)
+
+
+def frozen(state: ClusterState, group_name: str, host: str) -> str:
+    """Why `host` cannot demote the group's service (a group mount LOCKED, or unreachable
+    after SUSPECT or LOCKED), when the group fences such a host at once; "" otherwise.
+
+    A demote hook stops services that hold files on the frozen mount, so it blocks in
+    D state until the thaw: waiting out its deadline only prolongs the outage.
+    """
+    group = next((g for g in state.groups if g.name == group_name), None)
+    if group is None or group.frozen_primary != "fence":
+        return ""
+    found = _stuck(state, group, host)
+    return found[1] if found else ""
+
+
+def _stuck(state: ClusterState, group: GroupView, host_id: str) -> tuple[Trigger, str] | None:
+    host = state.hosts.get(host_id)
+    if host is None:
         return None
-    locked = [m for m in group.mounts if primary.mounts.get(m) == "LOCKED"]
+    locked = [m for m in group.mounts if host.mounts.get(m) == "LOCKED"]
     if locked:
-        return Trigger.LOCKUP, f"lockup confirmed on {group.primary}:{', '.join(locked)}"
-    troubled = [m for m in group.mounts if primary.mounts.get(m) in TROUBLED]
-    if primary.liveness == "UNREACHABLE" and troubled:
+        return Trigger.LOCKUP, f"lockup confirmed on {host_id}:{', '.join(locked)}"
+    troubled = [m for m in group.mounts if host.mounts.get(m) in TROUBLED]
+    if host.liveness == "UNREACHABLE" and troubled:
         return (
             Trigger.UNREACHABLE,
-            f"{group.primary} unreachable after "
-            f"{', '.join(f'{m} {primary.mounts[m]}' for m in troubled)}",
+            f"{host_id} unreachable after {', '.join(f'{m} {host.mounts[m]}' for m in troubled)}",
         )
     return None
 

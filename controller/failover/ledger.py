@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from controller.api.auditlog import AuditLog
 from controller.api.identity import SYSTEM, Caller
 from controller.config import ControllerConfig
-from controller.failover import machine
+from controller.failover import engine, machine
 from controller.failover.commandhub import CommandHub
 from controller.failover.machine import (
     Action,
@@ -52,6 +52,7 @@ def timeouts(config: ControllerConfig) -> Timeouts:
         fence=max((f.timeout_seconds for f in config.fencing), default=60.0) + 5.0,
         promote=fo.promote_timeout_seconds,
         anti_flap=fo.anti_flap_seconds,
+        frozen_demote=fo.frozen_demote_timeout_seconds,
     )
 
 
@@ -152,6 +153,7 @@ class Ledger:
             fence_result=CommandOutcome(*fenced) if fenced else None,
             fence_configured=fence_configured,
             timeouts=self.timeouts,
+            frozen=engine.frozen(state, f.group, f.from_host),
         )
         if new is not f:
             step = f"failover {new.state.value.lower()}"

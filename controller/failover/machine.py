@@ -72,6 +72,8 @@ class Timeouts:
     fence: float = 60.0
     promote: float = 60.0
     anti_flap: float = 6 * 3600.0
+    # A frozen old primary with no fence agent: how long its demote may take.
+    frozen_demote: float = 5.0
 
 
 @dataclass(frozen=True)
@@ -232,8 +234,15 @@ def advance(
     fence_result: CommandOutcome | None,
     fence_configured: bool,
     timeouts: Timeouts,
+    frozen: str = "",
 ) -> tuple[Failover, list[Action]]:
-    """The next step of an approved failover, from what is known now (idempotent)."""
+    """The next step of an approved failover, from what is known now (idempotent).
+
+    `frozen` says why the old primary cannot demote (its group mount is LOCKED, say)
+    when its group fences such a host at once: then the fence runs beside the demote
+    and the promote follows whichever succeeds first; with no fence agent, the demote
+    gets `timeouts.frozen_demote` before the failover stops for a person.
+    """
     me = "hangwatch"
     if f.state is FailoverState.APPROVED:
         if f.not_before is not None and now < f.not_before:
@@ -252,6 +261,19 @@ def advance(
         # Persisted together with the group's new epoch (one transaction), so a crash
         # cannot take the same epoch twice.
         epoch = group_epoch + 1
+        demote = SendCommand(f.from_host, "demote", f.demote_id, epoch, "standby")
+        if frozen and fence_configured:
+            new = _to(
+                f,
+                FailoverState.FENCING,
+                now,
+                me,
+                f"epoch {epoch}: asking {f.from_host} to demote; {frozen}: fencing it at once",
+                epoch=epoch,
+                fence_started=True,
+                deadline=now + timeouts.fence,
+            )
+            return new, [SetEpoch(f.group, epoch), demote, RunFence(f.from_host)]
         new = _to(
             f,
             FailoverState.FENCING,
@@ -259,14 +281,16 @@ def advance(
             me,
             f"epoch {epoch}: asking {f.from_host} to demote",
             epoch=epoch,
-            deadline=now + timeouts.demote,
+            deadline=now + (timeouts.frozen_demote if frozen else timeouts.demote),
         )
-        return new, [
-            SetEpoch(f.group, epoch),
-            SendCommand(f.from_host, "demote", f.demote_id, epoch, "standby"),
-        ]
+        return new, [SetEpoch(f.group, epoch), demote]
     if f.state is FailoverState.FENCING:
-        return _fencing(f, now, results, fence_result, fence_configured, timeouts)
+        return _fencing(f, now, results, fence_result, fence_configured, timeouts, frozen)
+    if f.state is FailoverState.FENCE_FAILED:
+        demoted = results.get(f.demote_id)
+        if demoted is not None and demoted.ok:
+            # The fence failed, but the demote sent beside it got through after all.
+            return _promote(f, now, me, f"{f.from_host} demoted: {demoted.detail}", timeouts)
     if f.state is FailoverState.PROMOTING:
         outcome = results.get(f.promote_id)
         if outcome is not None and outcome.ok:
@@ -310,20 +334,17 @@ def _fencing(
     fence_result: CommandOutcome | None,
     fence_configured: bool,
     timeouts: Timeouts,
+    frozen: str,
 ) -> tuple[Failover, list[Action]]:
     me = "hangwatch"
     demoted = results.get(f.demote_id)
+    if demoted is not None and demoted.ok:
+        # Demoted, whether or not a fence runs beside it: the old primary serves no more.
+        return _promote(f, now, me, f"{f.from_host} demoted: {demoted.detail}", timeouts)
     if not f.fence_started:
-        if demoted is not None and demoted.ok:
-            return _promote(f, now, me, f"{f.from_host} demoted: {demoted.detail}", timeouts)
-        expired = f.deadline is not None and now > f.deadline
-        if demoted is None and not expired:
+        why = _demote_is_over(f, now, demoted, timeouts, frozen, fence_configured)
+        if not why:
             return f, []
-        why = (
-            f"demote failed: {demoted.detail}"
-            if demoted is not None
-            else f"{f.from_host} did not acknowledge its demote within {timeouts.demote:.0f}s"
-        )
         if not fence_configured:
             return _to(
                 f,
@@ -365,3 +386,36 @@ def _fencing(
         f"'hangwatchctl failover confirm-fenced {f.id}'",
         deadline=None,
     ), []
+
+
+def _demote_is_over(
+    f: Failover,
+    now: float,
+    demoted: CommandOutcome | None,
+    timeouts: Timeouts,
+    frozen: str,
+    fence_configured: bool,
+) -> str:
+    """Why the demote no longer counts (failed, past its deadline, cannot finish on a
+    frozen host that can be fenced instead); "" while it may still succeed."""
+    if demoted is not None:
+        return f"demote failed: {demoted.detail}"
+    if frozen and fence_configured:
+        return f"{frozen}: its demote cannot finish"
+    deadline = f.deadline
+    if frozen and deadline is not None:
+        # Frozen since the demote was sent: it gets no longer than a frozen one would.
+        deadline = min(deadline, _entered(f, FailoverState.FENCING) + timeouts.frozen_demote)
+    if deadline is None or now <= deadline:
+        return ""
+    if frozen:
+        return (
+            f"{frozen}: {f.from_host} did not acknowledge its demote within "
+            f"{timeouts.frozen_demote:.0f}s"
+        )
+    return f"{f.from_host} did not acknowledge its demote within {timeouts.demote:.0f}s"
+
+
+def _entered(f: Failover, state: FailoverState) -> float:
+    """When `f` first entered `state` (its step deadlines count from there)."""
+    return next(s.at for s in f.steps if s.state is state)

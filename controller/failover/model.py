@@ -76,6 +76,8 @@ class GroupView:
     epoch: int
     auto_blocked_until: float | None = None
     maintenance: bool = False
+    # What to do with an old primary that cannot demote (config: frozen_primary).
+    frozen_primary: str = "fence"
 
 
 @dataclass(frozen=True)

@@ -109,6 +109,7 @@ class Snapshots:
                 epoch=rows[g.name].epoch,
                 auto_blocked_until=rows[g.name].auto_blocked_until,
                 maintenance=g.name in groups_in_maintenance,
+                frozen_primary=g.frozen_primary,
             )
             for g in self._config.groups
             if g.name in rows

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import signal
 import sqlite3
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -41,9 +42,11 @@ def two_hosts(
     fence_code: int | None = None,
     demote_sleep: float = 0.0,
     promote_sleep: float = 0.0,
+    demote_blocks: bool = False,
     **failover: object,
 ) -> Iterator[tuple[Admin, list]]:
-    """h1 (primary) and h2 (standby), each on its own loop ext4 mount."""
+    """h1 (primary) and h2 (standby), each on its own loop ext4 mount; with
+    `demote_blocks` each demote hook writes to its host's mount first."""
     require_root()
     with loop_fs("ext4") as m1, loop_fs("ext4") as m2:
         cluster.controller_config = controller_config(
@@ -59,7 +62,13 @@ def two_hosts(
             cluster.start_agent(
                 host,
                 [fs.mount],
-                agent_config(tmp, host, demote_sleep=demote_sleep, promote_sleep=promote_sleep),
+                agent_config(
+                    tmp,
+                    host,
+                    demote_sleep=demote_sleep,
+                    promote_sleep=promote_sleep,
+                    demote_writes_to=fs.mount if demote_blocks else None,
+                ),
             )
         admin = Admin(cluster.address)
         wait_healthy(admin, {"h1": str(m1.mount), "h2": str(m2.mount)})
@@ -132,6 +141,31 @@ def test_stopped_primary_is_fenced_then_standby_promoted(cluster, tmp_path):
         runs = hook_runs(log)
         assert [(r.host, r.action) for r in runs if r.action == "promote"] == [("h2", "promote")]
         check_safety(runs, fenced(log))
+
+
+def test_a_frozen_primary_whose_demote_blocks_is_fenced_at_once(cluster, tmp_path):
+    """h1's demote hook writes to h1's mount, which is frozen: it blocks in D state. The
+    fence runs at once beside the demote and h2 is promoted long before the 30 s demote
+    deadline. Fails on the old code, which waited the deadline out and then fenced."""
+    log = tmp_path / "hooks.log"
+    with two_hosts(
+        cluster,
+        tmp_path,
+        mode="auto",
+        fence_code=0,
+        demote_blocks=True,
+        demote_timeout_seconds=30.0,
+    ) as (admin, (m1, _)):
+        with frozen(m1.mount):
+            started = time.monotonic()
+            done = wait_failover(admin, {"COMPLETED"}, timeout=25, what="h2 promoted")
+            elapsed = time.monotonic() - started
+            # The demote hook is still stuck on the frozen mount: it logged nothing yet.
+            assert [(r.host, r.action) for r in hook_runs(log)] == [("h2", "promote")]
+        assert elapsed < 20.0
+        assert fenced(log) == {("mail", 1)}
+        assert any("fencing it at once" in s.detail for s in done.steps)
+        check_safety(hook_runs(log), fenced(log))
 
 
 def test_failed_fence_stops_until_confirmed_by_hand(cluster, tmp_path):

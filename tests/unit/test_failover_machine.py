@@ -42,7 +42,9 @@ def proposed(trigger: Trigger = Trigger.LOCKUP) -> Failover:
     )
 
 
-def step(f: Failover, now: float, results=None, fence=None, fence_configured=True):
+def step(
+    f: Failover, now: float, results=None, fence=None, fence_configured=True, frozen="", timeouts=T
+):
     return advance(
         f,
         now,
@@ -50,7 +52,8 @@ def step(f: Failover, now: float, results=None, fence=None, fence_configured=Tru
         results=results or {},
         fence_result=fence,
         fence_configured=fence_configured,
-        timeouts=T,
+        timeouts=timeouts,
+        frozen=frozen,
     )
 
 
@@ -200,3 +203,62 @@ def test_approved_failover_fails_if_the_group_moved_since_it_was_proposed():
         timeouts=T,
     )
     assert same.state is FailoverState.FENCING and actions
+
+
+FROZEN = "lockup confirmed on a:/srv/mail"
+
+
+def test_a_frozen_primary_is_fenced_at_once_beside_its_demote():
+    """A primary whose mount is frozen cannot finish its demote (the hook blocks on the
+    mount): the fence starts in the same step as the demote instead of after the whole
+    demote deadline. Fails on the old code, which waited the deadline out."""
+    f, actions = step(approve(proposed(), "alice", 1.0), 2.0, frozen=FROZEN)
+    assert actions == [
+        SetEpoch("g", 8),
+        SendCommand("a", "demote", "F1-demote", 8, "standby"),
+        RunFence("a"),
+    ]
+    assert f.state is FailoverState.FENCING and f.fence_started
+    assert f.deadline == 2.0 + T.fence
+    assert f"{FROZEN}: fencing it at once" in f.steps[-1].detail
+    f, actions = step(f, 3.0, fence=OK)
+    assert f.state is FailoverState.PROMOTING
+    assert actions == [SendCommand("b", "promote", "F1-promote", 8, "primary")]
+
+
+def test_a_primary_that_freezes_while_it_demotes_is_fenced_then():
+    f, _ = step(approve(proposed(Trigger.SWITCHOVER), "alice", 1.0), 2.0)
+    assert not f.fence_started
+    f, actions = step(f, 3.0, frozen=FROZEN)
+    assert actions == [RunFence("a")] and f.fence_started
+    assert f"{FROZEN}: its demote cannot finish; fencing a" in f.steps[-1].detail
+
+
+def test_a_frozen_primary_without_a_fence_agent_stops_for_a_person_after_a_short_wait():
+    """Without a fence agent, a frozen primary's demote gets the short frozen deadline,
+    then the failover stops for a person with the reason."""
+    T2 = Timeouts(demote=30, fence=20, promote=30, anti_flap=3600, frozen_demote=5)
+    f = approve(proposed(), "alice", 1.0)
+
+    def frozen_step(f: Failover, now: float) -> tuple[Failover, list]:
+        return step(f, now, fence_configured=False, frozen=FROZEN, timeouts=T2)
+
+    f, actions = frozen_step(f, 2.0)
+    assert f.deadline == 7.0 and not any(isinstance(a, RunFence) for a in actions)
+    assert frozen_step(f, 6.9) == (f, [])
+    f, actions = frozen_step(f, 7.1)
+    assert f.state is FailoverState.FENCE_FAILED and actions == []
+    detail = f.steps[-1].detail
+    assert FROZEN in detail and "within 5s" in detail
+    assert "no fence agent is configured for a" in detail and "confirm-fenced F1" in detail
+
+
+def test_a_demote_that_gets_through_beside_the_fence_promotes():
+    f, _ = step(approve(proposed(), "alice", 1.0), 2.0, frozen=FROZEN)
+    promoted, actions = step(f, 3.0, {"F1-demote": OK})
+    assert promoted.state is FailoverState.PROMOTING
+    assert actions == [SendCommand("b", "promote", "F1-promote", 8, "primary")]
+    failed, _ = step(f, 4.0, fence=BAD)
+    assert failed.state is FailoverState.FENCE_FAILED
+    late, actions = step(failed, 5.0, {"F1-demote": OK}, fence=BAD)
+    assert late.state is FailoverState.PROMOTING and "a demoted" in late.steps[-1].detail
