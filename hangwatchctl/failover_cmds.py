@@ -127,16 +127,17 @@ def failover_cancel(failover_id: str, reason: str) -> None:
     help="The old primary's host id, typed to confirm it is off (asked if omitted).",
 )
 def failover_confirm_fenced(failover_id: str, reason: str, confirm_host: str | None) -> None:
-    """State that the old primary is off, so a FENCE_FAILED failover may promote.
+    """State that the host a FENCE_FAILED failover waits on is off: the old primary (the
+    failover then promotes), or the target whose promote failed (the failover ends).
 
-    Only do this after checking by hand (console, PDU, BMC) that the old primary
-    cannot write any more: two primaries at once is what fencing prevents.
+    Only do this after checking by hand (console, PDU, BMC) that the host cannot
+    write any more: two primaries at once is what fencing prevents.
     """
     target = _target()
     f = target.call("GetFailover", admin_pb.GetFailoverRequest(id=failover_id))
     if confirm_host is None:
         confirm_host = click.prompt(
-            f"Type the host id of the old primary ({f.from_host}) to confirm it is off"
+            f"Type the host id of {render.fence_host(f)} to confirm it is off"
         )
     _show_failover(
         target.call(

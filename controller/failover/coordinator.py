@@ -30,6 +30,9 @@ from hangwatch.ids import new_ulid
 
 log = logging.getLogger(__name__)
 
+# States in which a fence agent may be running for the failover.
+_FENCING_STATES = (FailoverState.FENCING, FailoverState.RECALLING)
+
 
 class Coordinator:
     def __init__(
@@ -164,23 +167,26 @@ class Coordinator:
         if f.state is FailoverState.PROPOSED:
             return
         new, actions = await self._ledger.advance(
-            f, state, fence_configured=self._config.fence_for(f.from_host) is not None
+            f, state, fence_configured=self._config.fence_for(f.fence_host) is not None
         )
-        if f.fence_started and new.state is FailoverState.FENCING and f.id not in self._fencing:
+        running = new.fence_key(new.fence_host) in self._fencing
+        if new.fence_started and new.state in _FENCING_STATES and not running:
             # A fence started before a controller restart (no outcome yet, or the step
             # would have moved on): fencing off is idempotent.
-            actions = [*actions, RunFence(f.from_host)]
+            actions = [*actions, RunFence(new.fence_host)]
         self._run_side_effects(new, actions)
         if new is f:
             self._ledger.offer_again(f)
 
     def _run_side_effects(self, f: Failover, actions: list[machine.Action]) -> None:
         for action in actions:
-            if isinstance(action, RunFence) and f.id not in self._fencing:
-                self._fencing.add(f.id)
-                task = asyncio.create_task(self._fence(f, action.host), name=f"fence-{f.id}")
-                self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
+            if not isinstance(action, RunFence) or f.fence_key(action.host) in self._fencing:
+                continue
+            key = f.fence_key(action.host)
+            self._fencing.add(key)
+            task = asyncio.create_task(self._fence(f, action.host), name=f"fence-{key}")
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
 
     async def _fence(self, f: Failover, host: str) -> None:
         settings = self._config.fence_for(host)
@@ -193,7 +199,7 @@ class Coordinator:
                 ok, detail = result.ok, result.describe()
             await self._ledger.record_fence(f, host, ok, detail)
         finally:
-            self._fencing.discard(f.id)
+            self._fencing.discard(f.fence_key(host))
         self.wake()
 
     def close_served_incidents(self, state: ClusterState) -> None:

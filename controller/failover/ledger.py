@@ -144,6 +144,7 @@ class Ledger:
         caller carries out."""
         results, fenced = await self._db.run(self._outcomes, f)
         group = next((g for g in state.groups if g.name == f.group), None)
+        host = f.fence_host
         new, actions = machine.advance(
             f,
             state.now,
@@ -153,7 +154,7 @@ class Ledger:
             fence_result=CommandOutcome(*fenced) if fenced else None,
             fence_configured=fence_configured,
             timeouts=self.timeouts,
-            frozen=engine.frozen(state, f.group, f.from_host),
+            frozen=engine.frozen(state, f.group, host),
         )
         if new is not f:
             step = f"failover {new.state.value.lower()}"
@@ -164,16 +165,19 @@ class Ledger:
         """Offers the step's command again to a connected stream that may have missed it
         (a push skipped by a cancelled request); a stream that has it ignores the id."""
         if f.state is FailoverState.FENCING and not f.fence_started:
-            send = SendCommand(f.from_host, "demote", f.demote_id, f.epoch, "standby")
+            send = SendCommand(f.from_host, "demote", f.demote_id, f.epoch, "standby", f.deadline)
+        elif f.state is FailoverState.RECALLING and not f.fence_started:
+            send = SendCommand(f.to_host, "demote", f.recall_id, f.epoch, "standby", f.deadline)
         elif f.state is FailoverState.PROMOTING:
-            send = SendCommand(f.to_host, "promote", f.promote_id, f.epoch, "primary")
+            send = SendCommand(f.to_host, "promote", f.promote_id, f.epoch, "primary", f.deadline)
         else:
             return
         self._hub.push(send.host, [self._command(f, send)])
 
     async def record_fence(self, f: Failover, host: str, ok: bool, detail: str) -> None:
         """Keeps a fence agent's outcome (the next step reads it) and audits it."""
-        await self._db.run(self._store.record_fence_result, f.id, ok, detail, time.time())
+        key = f.fence_key(host)
+        await self._db.run(self._store.record_fence_result, key, ok, detail, time.time())
         outcome = "succeeded" if ok else "failed"
         await self._audit_log.append(SYSTEM, "fence", host, f"{f.id}: {outcome}: {detail}", ok)
 
@@ -232,15 +236,18 @@ class Ledger:
             listener()
 
     def _command(self, f: Failover, send: SendCommand) -> pb.Command:
-        timeout = self.timeouts.demote if send.action == "demote" else self.timeouts.promote
+        now = time.time()
+        default = self.timeouts.demote if send.action == "demote" else self.timeouts.promote
+        deadline = send.deadline if send.deadline is not None else now + default
         return pb.Command(
             id=send.command_id,
             group=f.group,
             epoch=send.epoch,
             action=pb.ACTION_DEMOTE if send.action == "demote" else pb.ACTION_PROMOTE,
             reason=f.reason[:1000],
-            timeout=pbtime.duration(timeout),
-            issued_at=pbtime.timestamp(time.time()),
+            timeout=pbtime.duration(max(0.0, deadline - now)),
+            issued_at=pbtime.timestamp(now),
+            deadline=pbtime.timestamp(deadline),
             failover_id=f.id,
             role=send.role,
         )
@@ -248,8 +255,8 @@ class Ledger:
     def _outcomes(self, f: Failover) -> tuple[dict[str, pb.CommandResult], tuple[bool, str] | None]:
         """The failover's command results and fence outcome so far (store thread)."""
         return (
-            self._store.command_results([f.demote_id, f.promote_id]),
-            self._store.fence_result(f.id),
+            self._store.command_results([f.demote_id, f.promote_id, f.recall_id]),
+            self._store.fence_result(f.fence_key(f.fence_host)),
         )
 
 
@@ -257,9 +264,13 @@ def _audit_entry(who: Caller, action: str, f: Failover) -> tuple[str, str, str, 
     return who.name, who.role, action, f"{f.id}: {f.steps[-1].detail}"
 
 
+# Answers that say the agent refused a command: its hook never ran.
+_NOT_RUN = (pb.COMMAND_STATUS_STALE_EPOCH, pb.COMMAND_STATUS_EXPIRED, pb.COMMAND_STATUS_NO_HOOK)
+
+
 def _outcome(result: pb.CommandResult) -> CommandOutcome:
     ok = result.status == pb.COMMAND_STATUS_SUCCEEDED
     status = enum_label(pb.CommandStatus, result.status)
     tail = result.output_tail.strip().splitlines()[-1:] or [""]
     detail = f"{status} (exit {result.exit_code})" + (f": {tail[0][:200]}" if tail[0] else "")
-    return CommandOutcome(ok, detail)
+    return CommandOutcome(ok, detail, ran=result.status not in _NOT_RUN)

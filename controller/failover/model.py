@@ -20,6 +20,7 @@ class FailoverState(enum.Enum):
     CANCELLED = "CANCELLED"
     FENCE_FAILED = "FENCE_FAILED"
     FAILED = "FAILED"
+    RECALLING = "RECALLING"
 
     @property
     def active(self) -> bool:

@@ -58,6 +58,10 @@ class _FailoverStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Failove
     FAILOVER_STATE_CANCELLED: _FailoverState.ValueType  # 7
     FAILOVER_STATE_FENCE_FAILED: _FailoverState.ValueType  # 8
     FAILOVER_STATE_FAILED: _FailoverState.ValueType  # 9
+    FAILOVER_STATE_RECALLING: _FailoverState.ValueType  # 10
+    """The promote failed or timed out: the target may be serving, and is demoted
+    (or fenced) before the failover ends.
+    """
 
 class FailoverState(_FailoverState, metaclass=_FailoverStateEnumTypeWrapper): ...
 
@@ -71,6 +75,10 @@ FAILOVER_STATE_REJECTED: FailoverState.ValueType  # 6
 FAILOVER_STATE_CANCELLED: FailoverState.ValueType  # 7
 FAILOVER_STATE_FENCE_FAILED: FailoverState.ValueType  # 8
 FAILOVER_STATE_FAILED: FailoverState.ValueType  # 9
+FAILOVER_STATE_RECALLING: FailoverState.ValueType  # 10
+"""The promote failed or timed out: the target may be serving, and is demoted
+(or fenced) before the failover ends.
+"""
 Global___FailoverState: _TypeAlias = FailoverState  # noqa: Y015
 
 class _FailoverTrigger:

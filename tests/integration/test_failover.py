@@ -43,22 +43,25 @@ def two_hosts(
     demote_sleep: float = 0.0,
     promote_sleep: float = 0.0,
     demote_blocks: bool = False,
+    members: tuple[str, ...] = ("h1", "h2"),
     **failover: object,
 ) -> Iterator[tuple[Admin, list]]:
-    """h1 (primary) and h2 (standby), each on its own loop ext4 mount; with
-    `demote_blocks` each demote hook writes to its host's mount first."""
+    """h1 (primary) and h2 (standby), or `members`, each on its own loop ext4 mount;
+    with `demote_blocks` each demote hook writes to its host's mount first."""
     require_root()
-    with loop_fs("ext4") as m1, loop_fs("ext4") as m2:
+    with contextlib.ExitStack() as stack:
+        fss = [stack.enter_context(loop_fs("ext4")) for _ in members]
         cluster.controller_config = controller_config(
             FAST_CONTROLLER,
-            [str(m1.mount), str(m2.mount)],
+            [str(fs.mount) for fs in fss],
             mode=mode,
+            members=members,
             fence_code=fence_code,
             workdir=tmp,
             **failover,
         )
         cluster.start_controller()
-        for host, fs in (("h1", m1), ("h2", m2)):
+        for host, fs in zip(members, fss, strict=True):
             cluster.start_agent(
                 host,
                 [fs.mount],
@@ -71,9 +74,9 @@ def two_hosts(
                 ),
             )
         admin = Admin(cluster.address)
-        wait_healthy(admin, {"h1": str(m1.mount), "h2": str(m2.mount)})
+        wait_healthy(admin, {h: str(fs.mount) for h, fs in zip(members, fss, strict=True)})
         try:
-            yield admin, [m1, m2]
+            yield admin, fss
         finally:
             admin.close()
 
@@ -166,6 +169,62 @@ def test_a_frozen_primary_whose_demote_blocks_is_fenced_at_once(cluster, tmp_pat
         assert fenced(log) == {("mail", 1)}
         assert any("fencing it at once" in s.detail for s in done.steps)
         check_safety(hook_runs(log), fenced(log))
+
+
+def test_a_timed_out_promote_is_recalled_before_another_target_is_chosen(cluster, tmp_path):
+    """h2's agent stops once its promote hook started: the promote completes on h2 but
+    is not reported in time. h2 may be serving, so the failover stays open, asks h2 to demote
+    and, with no fence agent for h2, waits for a person; no other member is promoted.
+    Fails on the old code: PROMOTING -> FAILED, then a -> h3 went ahead while h2
+    served (two primaries), and h2's promote, delivered late, would still have run."""
+    log = tmp_path / "hooks.log"
+    with two_hosts(
+        cluster,
+        tmp_path,
+        mode="auto",
+        members=("h1", "h2", "h3"),
+        fence_code=0,
+        promote_sleep=2.0,
+        promote_timeout_seconds=3.0,
+        window_seconds=1.0,
+    ) as (admin, (m1, _, _)):
+        with frozen(m1.mount):
+            first = wait_failover(admin, {"PROMOTING"}, what="the promote of h2")
+            wait_for(
+                lambda: "running promote hook" in agent(cluster, "h2").log_text(),
+                10,
+                "h2 to start its promote hook",
+            )
+            agent(cluster, "h2").signal(signal.SIGSTOP)
+            try:
+                stuck = wait_failover(
+                    admin, {"FENCE_FAILED"}, timeout=30, what="the recall of h2 to stop"
+                )
+                assert stuck.id == first.id and stuck.to_host == "h2"
+                assert any("h2 may be serving" in s.detail for s in stuck.steps)
+                assert "no fence agent is configured for h2" in stuck.steps[-1].detail
+                assert [r.host for r in hook_runs(log) if r.action == "promote"] == ["h2"]
+                assert len(failovers(admin)) == 1
+            finally:
+                agent(cluster, "h2").signal(signal.SIGCONT)
+            # h2 reports its promote and refuses the late recall (expired): a person must
+            # decide, and meanwhile nothing else moves.
+            wait_for(
+                lambda: (
+                    f"{first.id}-recall refused" in agent(cluster, "h2").log_text()
+                    and "refused: expired" in agent(cluster, "h2").log_text()
+                ),
+                15,
+                "h2 to refuse the late recall",
+            )
+            assert len(failovers(admin)) == 1
+            assert state_name(failovers(admin)[0]) == "FENCE_FAILED"
+            out = cluster.ctl(
+                "failover", "confirm-fenced", first.id, "--confirm", "h2", "--reason", "off"
+            )
+            assert out.returncode == 0, out.stderr
+            assert state_name(failovers(admin)[-1]) == "FAILED"
+        assert [r.host for r in hook_runs(log) if r.action == "promote"][:1] == ["h2"]
 
 
 def test_failed_fence_stops_until_confirmed_by_hand(cluster, tmp_path):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from unittest.mock import ANY
+
 import pytest
 
 from controller.failover.machine import (
@@ -129,11 +131,14 @@ def test_fence_that_never_finishes_is_fence_failed():
 
 
 def test_promote_failure_and_timeout_are_failed():
+    """Once the target whose promote failed or timed out is demoted again (RECALLING)."""
     f, _ = step(approve(proposed(), "alice", 1.0), 2.0)
     f, _ = step(f, 3.0, {"F1-demote": OK})
-    failed, _ = step(f, 4.0, {"F1-demote": OK, "F1-promote": BAD})
+    recalling, _ = step(f, 4.0, {"F1-demote": OK, "F1-promote": BAD})
+    failed, _ = step(recalling, 5.0, {"F1-promote": BAD, "F1-recall": OK})
     assert failed.state is FailoverState.FAILED
-    timed_out, _ = step(f, 40.0, {"F1-demote": OK})
+    recalling, _ = step(f, 40.0, {"F1-demote": OK})
+    timed_out, _ = step(recalling, 41.0, {"F1-recall": OK})
     assert timed_out.state is FailoverState.FAILED
 
 
@@ -262,3 +267,63 @@ def test_a_demote_that_gets_through_beside_the_fence_promotes():
     assert failed.state is FailoverState.FENCE_FAILED
     late, actions = step(failed, 5.0, {"F1-demote": OK}, fence=BAD)
     assert late.state is FailoverState.PROMOTING and "a demoted" in late.steps[-1].detail
+
+
+def promoting() -> Failover:
+    f, _ = step(approve(proposed(), "alice", 1.0), 2.0)
+    f, _ = step(f, 3.0, {"F1-demote": OK})
+    assert f.state is FailoverState.PROMOTING
+    return f
+
+
+def test_a_timed_out_promote_keeps_the_failover_open_until_the_target_is_demoted():
+    """The target may have run (or still run) its promote: it is demoted before the
+    failover ends, so no other failover of the group starts while it may be serving.
+    Fails on the old code, which went PROMOTING -> FAILED with no action."""
+    f, actions = step(promoting(), 40.0)
+    assert f.state is FailoverState.RECALLING and f.state.active
+    assert actions == [SendCommand("b", "demote", "F1-recall", 8, "standby")]
+    assert actions[0].deadline == 40.0 + T.demote  # type: ignore[union-attr]
+    assert "b did not report its promote within 30s; b may be serving" in f.steps[-1].detail
+    assert step(f, 41.0) == (f, [])
+    # Its promote reporting success now changes nothing: the demote is already on its way.
+    assert step(f, 41.0, {"F1-promote": OK}) == (f, [])
+    done, actions = step(f, 42.0, {"F1-promote": OK, "F1-recall": OK})
+    assert done.state is FailoverState.FAILED
+    assert "b demoted: exit 0; the failover ends without a new primary" in done.steps[-1].detail
+    assert actions == [MarkNeedsClear("b", "its promote in failover F1 failed")]
+
+
+def test_a_target_that_does_not_demote_again_is_fenced_or_waits_for_a_person():
+    recalling, _ = step(promoting(), 4.0, {"F1-promote": BAD})
+    assert recalling.fence_host == "b"
+    fencing, actions = step(recalling, 15.0)
+    assert actions == [RunFence("b")] and fencing.state is FailoverState.RECALLING
+    done, _ = step(fencing, 16.0, fence=OK)
+    assert done.state is FailoverState.FAILED and "b fenced" in done.steps[-1].detail
+    stuck, actions = step(recalling, 15.0, fence_configured=False)
+    assert stuck.state is FailoverState.FENCE_FAILED and actions == []
+    assert "no fence agent is configured for b" in stuck.steps[-1].detail
+    assert "confirm-fenced F1 --confirm b" in stuck.steps[-1].detail
+    with pytest.raises(TransitionRefused, match="b may be serving"):
+        cancel(stuck, "bob", "never mind", 16.0)
+    with pytest.raises(TransitionRefused, match="does not name the target whose promote failed"):
+        confirm_fenced(stuck, "bob", "a", "off", 16.0, T)
+    confirmed, actions = confirm_fenced(stuck, "bob", "b", "off at the PDU", 16.0, T)
+    assert confirmed.state is FailoverState.FAILED and actions[0] == MarkNeedsClear("b", ANY)
+    assert not any(isinstance(a, SendCommand) for a in actions)
+
+
+def test_a_promote_the_target_refused_needs_no_recall():
+    refused = CommandOutcome(False, "EXPIRED (exit 0)", ran=False)
+    f, actions = step(promoting(), 4.0, {"F1-promote": refused})
+    assert f.state is FailoverState.FAILED
+    assert "b refused its promote: EXPIRED" in f.steps[-1].detail
+    assert not any(isinstance(a, SendCommand) for a in actions)
+
+
+def test_every_command_carries_the_deadline_of_its_step():
+    f, actions = step(approve(proposed(), "alice", 1.0), 2.0)
+    assert actions[1].deadline == f.deadline == 2.0 + T.demote  # type: ignore[union-attr]
+    f, actions = step(f, 3.0, {"F1-demote": OK})
+    assert actions[0].deadline == f.deadline == 3.0 + T.promote  # type: ignore[union-attr]
