@@ -174,9 +174,10 @@ def failover_show(failover_id: str) -> None:
 @click.argument("group")
 @REASON
 def failover_ack(group: str, reason: str) -> None:
-    """End GROUP's anti-flap block early, so policy may approve its next failover."""
+    """End GROUP's anti-flap block early: a proposal it held goes ahead (unless
+    something else holds it), and policy may approve the group's next failover."""
     g = _target().call("AckGroup", admin_pb.AckGroupRequest(group=group, reason=reason))
-    click.echo(f"{g.name}: automatic failover allowed again")
+    click.echo(f"{g.name}: automatic failover allowed again; a proposal the block held goes ahead")
 
 
 @click.command()

@@ -62,10 +62,7 @@ class FailoverAdmin:
         who = caller(context)
         validate.text(request.reason, "reason", MAX_REASON, required=True)
         group = self._group(await self._state(), request.group)
-        await self._db.run(self._store.set_auto_blocked_until, group.name, None)
-        await self._audit_log.append(
-            who, "ack", group.name, f"anti-flap block ended: {request.reason}"
-        )
+        await self._ledger.ack(group.name, who, request.reason)
         return _group_msg(self._group(await self._state(), group.name))
 
     @unary

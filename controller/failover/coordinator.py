@@ -24,7 +24,7 @@ from controller.failover.model import ClusterState, FailoverState
 from controller.failover.snapshot import Snapshots
 from controller.store.dbthread import DbThread
 from controller.store.interface import Store
-from hangwatch.errors import GroupBusy, StaleFailover
+from hangwatch.errors import GroupBusy, PolicyHold, StaleFailover
 from hangwatch.executables import run_executable
 from hangwatch.ids import new_ulid
 
@@ -82,6 +82,8 @@ class Coordinator:
             for decision in engine.decide(state):
                 if isinstance(decision, engine.Proposal):
                     await self._propose(decision, state)
+                elif isinstance(decision, engine.Approve):
+                    await self._approve_held(decision, state)
                 elif isinstance(decision, engine.Preempt):
                     await self._preempt(decision, state.now)
             await self._db.run(self.close_served_incidents, state)
@@ -121,9 +123,36 @@ class Coordinator:
             p.to_host or "none",
             p.reason,
         )
-        if p.auto_approve and await self._pre_failover_allows(f):
-            approved = await self._ledger.approve(f, SYSTEM, auto=True)
-            await self._drive(approved, state)
+        if p.auto_approve:
+            await self._approve(f, state)
+
+    async def _approve_held(self, a: engine.Approve, state: ClusterState) -> None:
+        """Approves a proposal policy held earlier, now that nothing holds it."""
+        f = await self._db.run(self._store.get_failover, a.failover_id)
+        if f is None or f.state is not FailoverState.PROPOSED:
+            return
+        if f.to_host != a.to_host:
+            why = f"{f.to_host or 'no member'} was not eligible; {a.to_host} is the best one now"
+            try:
+                f = await self._ledger.retarget(f, SYSTEM, a.to_host, why, a.candidates)
+            except StaleFailover:
+                return  # a person decided meanwhile
+        log.warning("held failover %s of %s may go ahead now", f.id, f.group)
+        await self._approve(f, state)
+
+    async def _approve(self, f: Failover, state: ClusterState) -> None:
+        """Policy approves `f` (unless the pre-failover hook vetoes it), with the storm
+        limits checked again as the approval is written; then its first step."""
+        if not await self._pre_failover_allows(f):
+            return
+        try:
+            approved = await self._ledger.approve(
+                f, SYSTEM, auto=True, policy=state.policy, groups=len(state.groups)
+            )
+        except (PolicyHold, StaleFailover) as exc:
+            log.warning("failover %s of %s stays proposed: %s", f.id, f.group, exc)
+            return
+        await self._drive(approved, state)
 
     async def _preempt(self, p: engine.Preempt, now: float) -> None:
         """Cancels a scheduled switchover so the next pass can propose a failover."""
@@ -160,6 +189,7 @@ class Coordinator:
             "veto",
             f"pre-failover hook vetoed automatic approval: "
             f"{result.describe()}; output: {result.output_tail[-500:]}",
+            vetoed=True,
         )
         return False
 

@@ -32,16 +32,19 @@ from controller.failover.machine import (
     SetPrimary,
     Timeouts,
 )
-from controller.failover.model import ClusterState, FailoverState
+from controller.failover.model import Candidate, ClusterState, FailoverState, Policy
 from controller.store.dbthread import DbThread
 from controller.store.interface import FailoverCommit, Store
 from hangwatch import pbtime
-from hangwatch.errors import Invalid, NotFound, TransitionRefused
+from hangwatch.errors import Invalid, NotFound, PolicyHold, TransitionRefused
 from hangwatch.ids import is_ulid
 from hangwatch.messages import enum_label
 from hangwatch.v1 import types_pb2 as pb
 
 log = logging.getLogger(__name__)
+
+# A check run in a step's transaction (see FailoverCommit.guard).
+Guard = Callable[[Sequence[Failover]], str]
 
 
 def timeouts(config: ControllerConfig) -> Timeouts:
@@ -88,15 +91,49 @@ class Ledger:
         return f
 
     async def approve(
-        self, f: Failover, who: Caller, *, auto: bool = False, two_person: bool = False
+        self,
+        f: Failover,
+        who: Caller,
+        *,
+        auto: bool = False,
+        two_person: bool = False,
+        policy: Policy | None = None,
+        groups: int = 0,
     ) -> Failover:
         """`auto`: approved by policy, not by `who` in person (the two-person rule is a
-        person's)."""
+        person's). With `policy`, its storm limits (over `groups` groups) are checked
+        against what is approved already in the approval's own transaction; PolicyHold
+        when they no longer allow it."""
+        guard = None if policy is None else _storm_guard(policy, groups)
         return await self._decide(
             f,
             who,
             "approve",
             lambda now: (machine.approve(f, who.name, now, auto=auto, two_person=two_person), []),
+            guard,
+        )
+
+    async def retarget(
+        self,
+        f: Failover,
+        who: Caller,
+        to_host: str,
+        reason: str,
+        candidates: tuple[Candidate, ...],
+        forced: bool = False,
+    ) -> Failover:
+        """Points an open proposal at another member, with the ranking that chose it."""
+        action = "retarget (forced)" if forced else "retarget"
+        return await self._decide(
+            f,
+            who,
+            action,
+            lambda now: (
+                machine.retarget(
+                    f, who.name, to_host, reason, now, candidates=candidates, forced=forced
+                ),
+                [],
+            ),
         )
 
     async def reject(self, f: Failover, who: Caller, reason: str) -> Failover:
@@ -128,9 +165,11 @@ class Ledger:
         await self.propose(f, who)
         return await self.approve(f, who)
 
-    async def note(self, f: Failover, who: Caller, action: str, detail: str) -> Failover:
+    async def note(
+        self, f: Failover, who: Caller, action: str, detail: str, **changes: object
+    ) -> Failover:
         """Adds a step within the current state (a veto, for example)."""
-        new = machine.note(f, time.time(), who.name, detail)
+        new = machine.note(f, time.time(), who.name, detail, **changes)
         await self._commit(new, _audit_entry(who, action, new))
         return new
 
@@ -174,6 +213,13 @@ class Ledger:
             return
         self._hub.push(send.host, [self._command(f, send)])
 
+    async def ack(self, group: str, who: Caller, reason: str) -> None:
+        """Ends the group's anti-flap block: a proposal it held goes ahead on the next
+        pass, unless something else holds it."""
+        await self._db.run(self._store.set_auto_blocked_until, group, None)
+        await self._audit_log.append(who, "ack", group, f"anti-flap block ended: {reason}")
+        self._changed()
+
     async def record_fence(self, f: Failover, host: str, ok: bool, detail: str) -> None:
         """Keeps a fence agent's outcome (the next step reads it) and audits it."""
         key = f.fence_key(host)
@@ -189,14 +235,16 @@ class Ledger:
         who: Caller,
         action: str,
         decide: Callable[[float], tuple[Failover, Sequence[Action]]],
+        guard: Guard | None = None,
     ) -> Failover:
-        """Commits what the state machine makes of a decision, or audits its refusal."""
+        """Commits what the state machine makes of a decision, or audits its refusal (the
+        machine's, or the guard's in the commit)."""
         try:
             new, actions = decide(time.time())
-        except TransitionRefused as exc:
+            await self._commit(new, _audit_entry(who, action, new), actions, guard)
+        except (TransitionRefused, PolicyHold) as exc:
             await self._audit_log.refused(who, action, f.group, exc)
             raise
-        await self._commit(new, _audit_entry(who, action, new), actions)
         return new
 
     async def _commit(
@@ -204,8 +252,9 @@ class Ledger:
         f: Failover,
         audit: tuple[str, str, str, str],
         actions: Sequence[Action] = (),
+        guard: Guard | None = None,
     ) -> None:
-        change = FailoverCommit(f, audit=audit)
+        change = FailoverCommit(f, audit=audit, guard=guard)
         commands: list[tuple[str, pb.Command]] = []
         for action in actions:
             if isinstance(action, SetEpoch):
@@ -232,6 +281,9 @@ class Ledger:
         )
         for host, command in commands:
             self._hub.push(host, [command])
+        self._changed()
+
+    def _changed(self) -> None:
         for listener in self._listeners:
             listener()
 
@@ -258,6 +310,17 @@ class Ledger:
             self._store.command_results([f.demote_id, f.promote_id, f.recall_id]),
             self._store.fence_result(f.fence_key(f.fence_host)),
         )
+
+
+def _storm_guard(policy: Policy, groups: int) -> Guard:
+    """The storm limits, checked in the approval's transaction against the failovers
+    stored by then (a person's approval or another pass may have come first)."""
+
+    def guard(stored: Sequence[Failover]) -> str:
+        now = time.time()
+        return "; ".join(engine.storm_holds([f.view(now) for f in stored], groups, now, policy))
+
+    return guard
 
 
 def _audit_entry(who: Caller, action: str, f: Failover) -> tuple[str, str, str, str]:

@@ -22,7 +22,7 @@ import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from controller.failover.model import Candidate, FailoverState, Trigger
+from controller.failover.model import Candidate, FailoverState, FailoverView, Trigger
 from hangwatch.errors import TransitionRefused
 
 
@@ -54,6 +54,8 @@ class Failover:
     fence_started: bool = False
     # The promote failed or timed out: the target is being demoted or fenced.
     recalling: bool = False
+    # The pre-failover hook vetoed its automatic approval: a person decides.
+    vetoed: bool = False
     not_before: float | None = None
     incident_id: str = ""
     candidates: tuple[Candidate, ...] = ()
@@ -66,6 +68,22 @@ class Failover:
     @property
     def promote_id(self) -> str:
         return f"{self.id}-promote"
+
+    def view(self, now: float) -> FailoverView:
+        """What the engine sees of this failover at `now`."""
+        return FailoverView(
+            self.id,
+            self.group,
+            self.state,
+            self.created_at,
+            self.auto,
+            waiting=self.state is FailoverState.APPROVED
+            and self.not_before is not None
+            and self.not_before > now,
+            trigger=self.trigger,
+            to_host=self.to_host,
+            vetoed=self.vetoed,
+        )
 
     @property
     def recall_id(self) -> str:
@@ -210,6 +228,40 @@ def approve(
         )
     how = "approved automatically by policy" if auto else "approved"
     return _to(f, FailoverState.APPROVED, now, actor, how, approved_by=actor, auto=auto)
+
+
+def retarget(
+    f: Failover,
+    actor: str,
+    to_host: str,
+    reason: str,
+    now: float,
+    *,
+    candidates: tuple[Candidate, ...],
+    forced: bool = False,
+) -> Failover:
+    """A PROPOSED failover with another target (and the ranking that chose it); it keeps
+    its id, its incident and its trigger."""
+    if f.state is not FailoverState.PROPOSED:
+        raise TransitionRefused(
+            f"failover {f.id} is {f.state.value}; only a PROPOSED one can be retargeted"
+        )
+    if to_host == f.from_host:
+        raise TransitionRefused(f"{to_host} is the old primary of failover {f.id}")
+    passed = [c for c in candidates if c.host_id == to_host and c.reasons]
+    detail = f"target {f.to_host or '(none)'} -> {to_host}: {reason}" + (
+        f" (forced past: {', '.join(passed[0].reasons)})" if forced and passed else ""
+    )
+    return _to(
+        f,
+        FailoverState.PROPOSED,
+        now,
+        actor,
+        detail,
+        to_host=to_host,
+        candidates=candidates,
+        forced=forced and bool(passed),
+    )
 
 
 def reject(f: Failover, actor: str, reason: str, now: float) -> Failover:

@@ -90,6 +90,10 @@ class FailoverView:
     auto: bool = False
     # An approved switchover waiting for its scheduled time (--at): not yet running.
     waiting: bool = False
+    trigger: Trigger | None = None
+    to_host: str = ""
+    # The pre-failover hook vetoed its automatic approval: a person decides.
+    vetoed: bool = False
 
 
 @dataclass(frozen=True)

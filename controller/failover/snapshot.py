@@ -14,20 +14,15 @@ from controller.failover.liveness import liveness
 from controller.failover.machine import Failover
 from controller.failover.model import (
     ClusterState,
-    FailoverState,
-    FailoverView,
     GroupView,
     HostView,
     Policy,
 )
 from controller.store.dbthread import DbThread
-from controller.store.interface import Store
+from controller.store.interface import POLICY_FAILOVERS, Store
 from hangwatch import pbtime
 from hangwatch.messages import enum_label
 from hangwatch.v1 import types_pb2 as pb
-
-# Failovers older than this no longer count for the group-percent window.
-RECENT_LIMIT = 200
 
 AdvisoryLookup = Callable[[pb.Inventory, list[pb.Mount]], tuple[str, ...]]
 
@@ -114,24 +109,12 @@ class Snapshots:
             for g in self._config.groups
             if g.name in rows
         )
-        recent = store.list_failovers(limit=RECENT_LIMIT)
+        recent = store.list_failovers(limit=POLICY_FAILOVERS)
         state = ClusterState(
             now=now,
             groups=groups,
             hosts=hosts,
-            failovers=tuple(
-                FailoverView(
-                    f.id,
-                    f.group,
-                    f.state,
-                    f.created_at,
-                    f.auto,
-                    waiting=f.state is FailoverState.APPROVED
-                    and f.not_before is not None
-                    and f.not_before > now,
-                )
-                for f in recent
-            ),
+            failovers=tuple(f.view(now) for f in recent),
             automation=store.get_setting("automation", "on") == "on",
             cluster_maintenance=any(w.scope == "cluster" for w in windows),
             policy=self.policy,

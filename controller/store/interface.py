@@ -7,7 +7,7 @@ above this layer knows which one it talks to.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -40,6 +40,10 @@ class GroupRow:
     auto_blocked_until: float | None
 
 
+# How many of the newest failovers policy looks at (the storm limits' window).
+POLICY_FAILOVERS = 200
+
+
 @dataclass(frozen=True)
 class FailoverCommit:
     """Everything one failover step changes, written in one transaction."""
@@ -53,6 +57,9 @@ class FailoverCommit:
     commands: tuple[tuple[str, pb.Command], ...] = ()
     # (actor, role, action, detail) of the audit entry the step writes.
     audit: tuple[str, str, str, str] | None = None
+    # Called in the transaction with the newest POLICY_FAILOVERS stored failovers
+    # (before this step); a non-empty answer refuses the step (PolicyHold).
+    guard: Callable[[Sequence[Failover]], str] | None = None
 
 
 @dataclass(frozen=True)

@@ -281,6 +281,31 @@ def test_auto_mode_then_anti_flap_waits_for_a_human(cluster, tmp_path):
         assert group(admin).primary == "h1"
 
 
+def test_ack_lets_the_proposal_held_by_anti_flap_go_ahead(cluster, tmp_path):
+    """The hold message says to end the anti-flap block with 'failover ack': doing so
+    lets the waiting automatic proposal go ahead, with no approve. Fails on the old
+    code, which ended the block but left the proposal waiting for ever."""
+    with two_hosts(cluster, tmp_path, mode="auto", window_seconds=1.0) as (admin, (m1, m2)):
+        with frozen(m1.mount):
+            wait_failover(admin, {"COMPLETED"}, what="an automatic failover")
+        wait_healthy(admin, {"h1": str(m1.mount)})
+        assert cluster.ctl("host", "clear", "h1", "--reason", "kernel fixed").returncode == 0
+        with frozen(m2.mount):
+            held = wait_failover(admin, {"PROPOSED"}, what="a proposal held by anti-flap")
+            hint = next(s.detail for s in held.steps if "anti-flap" in s.detail)
+            assert "hangwatchctl failover ack mail" in hint
+            out = cluster.ctl("failover", "ack", "mail", "--reason", "h1 is fine again")
+            assert out.returncode == 0, out.stderr
+            wait_for(
+                lambda: {f.id: state_name(f) for f in failovers(admin)}[held.id] == "COMPLETED",
+                30,
+                "the held proposal to complete",
+            )
+        done = next(f for f in failovers(admin) if f.id == held.id)
+        assert done.approved_by == "hangwatch"
+        assert group(admin).primary == "h1"
+
+
 @pytest.mark.parametrize("kill_in", ["PROPOSED", "APPROVED", "FENCING", "PROMOTING"])
 def test_controller_killed_in_any_state_completes_each_hook_once(cluster, tmp_path, kill_in):
     log = tmp_path / "hooks.log"

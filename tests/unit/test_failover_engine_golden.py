@@ -24,6 +24,7 @@ from controller.failover.model import (
     GroupView,
     HostView,
     Policy,
+    Trigger,
 )
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "failover"
@@ -42,7 +43,13 @@ def load_state(data: dict[str, Any]) -> ClusterState:
             for h in data["hosts"]
         },
         failovers=tuple(
-            FailoverView(**{**f, "state": FailoverState(f["state"])})
+            FailoverView(
+                **{
+                    **f,
+                    "state": FailoverState(f["state"]),
+                    "trigger": Trigger(f["trigger"]) if f.get("trigger") else None,
+                }
+            )
             for f in data.get("failovers", ())
         ),
         automation=data.get("automation", True),

@@ -14,10 +14,10 @@ from controller.failover import machine
 from controller.failover.commandhub import CommandHub
 from controller.failover.ledger import Ledger
 from controller.failover.machine import Timeouts
-from controller.failover.model import ClusterState, FailoverState, GroupView, Trigger
+from controller.failover.model import ClusterState, FailoverState, GroupView, Policy, Trigger
 from controller.store.dbthread import DbThread
 from controller.store.sqlite.store import SQLiteStore
-from hangwatch.errors import NotFound, TransitionRefused
+from hangwatch.errors import NotFound, PolicyHold, TransitionRefused
 from hangwatch.ids import new_ulid
 from hangwatch.v1 import types_pb2 as pb
 
@@ -88,6 +88,40 @@ def test_each_change_is_audited_with_the_callers_name_and_role(tmp_path):
         assert "carol confirmed a is fenced: off at the PDU" in audit[-1].detail
         assert store.groups()["mail"].epoch == 1
         assert len(changes) == 5  # every commit, not the refusal
+        store.close()
+
+    asyncio.run(main())
+
+
+def test_storm_limits_are_checked_again_in_the_approvals_transaction(tmp_path):
+    """A policy approval is written only if the storm limits still allow it against
+    what is approved by then (another pass, a person): refused and audited otherwise,
+    and the proposal stays PROPOSED. Fails on the old code, which had no such check."""
+
+    async def main() -> None:
+        store = SQLiteStore(tmp_path / "c.db")
+        store.seed_groups([("mail", "a"), ("web", "c")])
+        db = DbThread()
+        ledger = Ledger(store, db, CommandHub(lambda host: db.run(store.pending_commands, host)), T)
+        now = time.time()
+        policy = Policy(max_concurrent=1, max_group_percent=100.0)
+        first, second = (
+            machine.propose(new_ulid(now), g, Trigger.LOCKUP, a, b, "lockup", "hangwatch", now, "x")
+            for g, a, b in (("mail", "a", "b"), ("web", "c", "d"))
+        )
+        try:
+            for f in (first, second):
+                await ledger.propose(f, SYSTEM)
+            await ledger.approve(first, SYSTEM, auto=True, policy=policy, groups=2)
+            with pytest.raises(PolicyHold, match=r"1 failover\(s\) already in progress"):
+                await ledger.approve(second, SYSTEM, auto=True, policy=policy, groups=2)
+            assert (await ledger.load(second.id)).state is FailoverState.PROPOSED
+            # A person's approval is not policy's: no storm limit applies.
+            assert (await ledger.approve(second, BOB)).state is FailoverState.APPROVED
+        finally:
+            db.shutdown()
+        refused = [r for r in store.list_audit() if not r.allowed]
+        assert [(r.actor, r.action) for r in refused] == [("hangwatch", "approve")]
         store.close()
 
     asyncio.run(main())

@@ -7,9 +7,9 @@ from collections.abc import Sequence
 from controller.failover.machine import Failover
 from controller.failover.model import FailoverState
 from controller.store import records
-from controller.store.interface import FailoverCommit, GroupRow
+from controller.store.interface import POLICY_FAILOVERS, FailoverCommit, GroupRow
 from controller.store.sqlite.audit import AuditTable
-from hangwatch.errors import GroupBusy, StaleFailover
+from hangwatch.errors import GroupBusy, PolicyHold, StaleFailover
 from hangwatch.v1 import types_pb2 as pb
 
 
@@ -50,6 +50,10 @@ class FailoverTables(AuditTable):
                         f"failover {f.id} is {before.state.value} now "
                         f"({before.steps[-1].detail if before.steps else 'no steps'})"
                     )
+            if change.guard is not None:
+                held = change.guard(self.list_failovers(limit=POLICY_FAILOVERS))
+                if held:
+                    raise PolicyHold(f"failover {f.id} not approved automatically: {held}")
             db.execute(
                 """INSERT INTO failovers (id, group_name, state, created_at, updated_at, auto,
                      record) VALUES (?, ?, ?, ?, ?, ?, ?)
