@@ -31,6 +31,18 @@ class LivenessSettings:
     unreachable_after_seconds: float = setting(
         15.0, "a host whose last heartbeat is older is UNREACHABLE", positive
     )
+    agent_max_backoff_seconds: float = setting(
+        10.0,
+        "the agents' reconnect.max_backoff_seconds. After the controller starts, no "
+        "failover on liveness, or on health reported before the start, until this plus "
+        "unreachable_after_seconds has passed: every agent has reconnected by then",
+        positive,
+    )
+
+    @property
+    def reconnect_grace_seconds(self) -> float:
+        """How long after the controller's start agents may still be reconnecting."""
+        return self.agent_max_backoff_seconds + self.unreachable_after_seconds
 
     def __post_init__(self) -> None:
         if self.unreachable_after_seconds <= self.stale_after_seconds:

@@ -52,6 +52,7 @@ class Coordinator:
         self._fencing: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._lock = asyncio.Lock()
+        self._settled = False
         ledger.listen(self.wake)
 
     def wake(self) -> None:
@@ -61,6 +62,15 @@ class Coordinator:
     async def run(self) -> None:
         await self._db.run(
             self._store.seed_groups, [(g.name, g.primary) for g in self._config.groups]
+        )
+        live = self._config.liveness
+        log.info(
+            "no failover on liveness, or on health reported before this start, for %.0fs: "
+            "agents reconnect within %.0fs (liveness.agent_max_backoff_seconds) and a "
+            "host is unreachable after %.0fs",
+            live.reconnect_grace_seconds,
+            live.agent_max_backoff_seconds,
+            live.unreachable_after_seconds,
         )
         while True:
             try:
@@ -77,6 +87,9 @@ class Coordinator:
         async with self._lock:
             now = time.time()
             state, open_failovers = await self._db.run(self._snapshots.take, now)
+            if not self._settled and now >= state.settling_until:
+                self._settled = True
+                log.info("agents had time to reconnect: failovers on liveness allowed")
             for f in open_failovers:
                 await self._drive(f, state)
             for decision in engine.decide(state):

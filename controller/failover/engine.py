@@ -125,6 +125,8 @@ def _ineligible(
         reasons.append("in maintenance")
     if host.advisories:
         reasons.append(f"at risk: {', '.join(host.advisories)}")
+    if not host.heard_since_start:
+        reasons.append("not heard from since the controller started")
     if host.needs_clear:
         reasons.append(
             f"a failover moved away from it: clear it with 'hangwatchctl host clear {member}'"
@@ -275,6 +277,9 @@ def _decide_group(
         )
     if open_failover is not None and not _held(open_failover):
         return Skip(group.name, "a failover of this group is already open")
+    settling = _settling(state, group, trigger)
+    if settling:
+        return Skip(group.name, f"{reason}, but {settling}")
     maintenance = _maintenance(state, group)
     if maintenance:
         return Skip(group.name, f"{reason}, but {maintenance}: no automatic action")
@@ -309,6 +314,22 @@ def _held(f: FailoverView) -> bool:
     """An automatic proposal policy may still approve: proposed by the engine itself and
     not vetoed by the pre-failover hook (a person's proposal waits for a person)."""
     return f.state is FailoverState.PROPOSED and f.trigger in AUTOMATIC and not f.vetoed
+
+
+def _settling(state: ClusterState, group: GroupView, trigger: Trigger) -> str:
+    """Why the trigger cannot be trusted yet: the controller started recently, agents
+    are still reconnecting, and it rests on liveness or on a report from before the
+    start (a primary that was SUSPECT then may be fine now)."""
+    if state.now >= state.settling_until:
+        return ""
+    primary = state.hosts.get(group.primary)
+    if trigger is Trigger.UNREACHABLE or (primary is not None and not primary.heard_since_start):
+        return (
+            f"the controller started recently: agents have "
+            f"{state.settling_until - state.now:.0f}s more to reconnect before a failover "
+            f"on liveness or on health reported before the start"
+        )
+    return ""
 
 
 def _maintenance(state: ClusterState, group: GroupView) -> str:

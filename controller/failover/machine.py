@@ -375,6 +375,10 @@ def advance(
     `timeouts.frozen_demote` before the failover stops for a person.
     """
     me = "hangwatch"
+    # A step never comes before the one it follows, and its deadline counts from its own
+    # start: `now` may be a pass's start, taken before an approval (and the
+    # pre-failover hook that preceded it) was written.
+    now = max(now, f.steps[-1].at) if f.steps else now
     if f.state is FailoverState.APPROVED:
         if f.not_before is not None and now < f.not_before:
             return f, []

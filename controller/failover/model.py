@@ -65,6 +65,9 @@ class HostView:
     advisories: tuple[str, ...] = ()
     needs_clear: bool = False
     kernel: str = ""
+    # False when its last heartbeat came before this controller started: what it says
+    # of the host's health may be out of date.
+    heard_since_start: bool = True
 
 
 @dataclass(frozen=True)
@@ -105,6 +108,9 @@ class ClusterState:
     automation: bool = True
     cluster_maintenance: bool = False
     policy: Policy = field(default_factory=Policy)
+    # The controller started recently and agents may still be reconnecting: until then
+    # no failover on liveness, or on health reported before the start.
+    settling_until: float = 0.0
 
 
 @dataclass(frozen=True)

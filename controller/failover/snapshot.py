@@ -49,12 +49,18 @@ class Snapshots:
         db: DbThread,
         config: ControllerConfig,
         advisories: AdvisoryLookup = _no_advisories,
+        *,
+        started_at: float | None = None,
     ) -> None:
+        """`started_at`: when this controller started (now by default); heartbeats stored
+        before it say nothing of a host's liveness now."""
         self._store = store
         self._db = db
         self._config = config
         self._advisories = advisories
         self.policy = policy(config)
+        self.started_at = time.time() if started_at is None else started_at
+        self.settling_until = self.started_at + config.liveness.reconnect_grace_seconds
 
     async def cluster(self) -> ClusterState:
         """The cluster now (from any task)."""
@@ -71,13 +77,15 @@ class Snapshots:
         for record in store.list_hosts():
             hb = record.last_heartbeat
             mounts = hb.mounts if hb else []
-            age = None if record.last_heartbeat_at is None else now - record.last_heartbeat_at
+            heard = record.last_heartbeat_at
+            age = None if heard is None else now - heard
             hosts[record.host_id] = HostView(
                 host_id=record.host_id,
                 liveness=enum_label(
                     pb.Liveness,
                     liveness(
-                        record.last_heartbeat_at,
+                        # Silence during the controller's own outage is not the host's.
+                        None if heard is None else max(heard, self.started_at),
                         now,
                         live.stale_after_seconds,
                         live.unreachable_after_seconds,
@@ -92,6 +100,7 @@ class Snapshots:
                 ),
                 needs_clear=bool(record.needs_clear),
                 kernel=record.registration.inventory.kernel_release,
+                heard_since_start=heard is not None and heard >= self.started_at,
             )
         rows = store.groups()
         groups = tuple(
@@ -118,5 +127,6 @@ class Snapshots:
             automation=store.get_setting("automation", "on") == "on",
             cluster_maintenance=any(w.scope == "cluster" for w in windows),
             policy=self.policy,
+            settling_until=self.settling_until,
         )
         return state, [f for f in recent if f.state.active]

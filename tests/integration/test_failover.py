@@ -10,6 +10,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
 import pytest
 from clusterkit import FAST_CONTROLLER, Admin
 from failoverkit import (
@@ -29,6 +30,7 @@ from failoverkit import (
 from lockups import loop_fs
 from rootreq import require_root
 
+from hangwatch.v1 import types_pb2 as pb
 from lab.localcluster import LocalCluster, wait_for
 from lab.scratchfs import frozen
 
@@ -185,16 +187,20 @@ def test_a_timed_out_promote_is_recalled_before_another_target_is_chosen(cluster
         members=("h1", "h2", "h3"),
         fence_code=0,
         promote_sleep=2.0,
-        promote_timeout_seconds=3.0,
+        promote_timeout_seconds=4.0,
         window_seconds=1.0,
     ) as (admin, (m1, _, _)):
         with frozen(m1.mount):
             first = wait_failover(admin, {"PROMOTING"}, what="the promote of h2")
-            wait_for(
-                lambda: "running promote hook" in agent(cluster, "h2").log_text(),
-                10,
-                "h2 to start its promote hook",
-            )
+
+            def promote_hook_running() -> bool:
+                for proc in psutil.process_iter():
+                    with contextlib.suppress(psutil.Error):
+                        if str(tmp_path / "promote-h2") in proc.cmdline():
+                            return True
+                return False
+
+            wait_for(promote_hook_running, 10, "h2's promote hook to run")
             agent(cluster, "h2").signal(signal.SIGSTOP)
             try:
                 stuck = wait_failover(
@@ -304,6 +310,33 @@ def test_ack_lets_the_proposal_held_by_anti_flap_go_ahead(cluster, tmp_path):
         done = next(f for f in failovers(admin) if f.id == held.id)
         assert done.approved_by == "hangwatch"
         assert group(admin).primary == "h1"
+
+
+def test_a_controller_restart_fails_over_no_primary_it_last_saw_suspect(cluster, tmp_path):
+    """The controller dies while h1's mount is SUSPECT (a short freeze) and stays down
+    longer than the unreachable threshold; h1 recovers meanwhile. After the restart the
+    stored SUSPECT heartbeat, now old, does not make h1 an unreachable primary in
+    trouble: no failover until the agents had time to reconnect, and then none is
+    needed. Fails on the old code, which failed h1 over in its first pass."""
+    with two_hosts(cluster, tmp_path, mode="auto") as (admin, (m1, _)):
+        with frozen(m1.mount):
+
+            def suspect() -> bool:
+                h1 = admin.hosts().get("h1")
+                return h1 is not None and any(m.state == pb.HEALTH_STATE_SUSPECT for m in h1.health)
+
+            wait_for(suspect, 15, "h1's mount to be SUSPECT")
+            cluster.procs[0].kill()
+        time.sleep(4.0)  # the outage: longer than unreachable_after_seconds (2.5 s)
+        cluster.start_controller()
+        log = cluster.workdir / "controller.log"
+        wait_for(lambda: "agents had time to reconnect" in log.read_text(), 15, "the grace")
+        wait_healthy(admin, {"h1": str(m1.mount)})
+        assert failovers(admin) == []
+        assert group(admin).primary == "h1"
+        assert "no failover on liveness, or on health reported before this start" in (
+            log.read_text()
+        )
 
 
 @pytest.mark.parametrize("kill_in", ["PROPOSED", "APPROVED", "FENCING", "PROMOTING"])

@@ -85,3 +85,42 @@ def test_six_groups_locking_in_one_pass_get_one_approval_with_max_concurrent_1(t
         assert sorted(f.state.value for f in store.list_failovers()).count("PROPOSED") == 5
 
     with_coordinator(tmp_path, config, body)
+
+
+def test_the_pre_failover_hooks_run_time_is_not_taken_out_of_the_demote_deadline(tmp_path):
+    """A real pre-failover hook that takes 0.5 s and allows the failover: the demote
+    step starts after the approval and its deadline counts from there. Fails on the
+    old code, which timestamped FENCING at the pass's start, before APPROVED."""
+    hook = tmp_path / "pre-failover"
+    hook.write_text("#!/bin/sh\nsleep 0.5\n")
+    hook.chmod(0o755)
+    config = ControllerConfig(
+        failover=FailoverSettings(pre_failover_hook=str(hook), demote_timeout_seconds=10.0),
+        groups=[
+            GroupSettings(
+                name="mail",
+                members=["a", "b"],
+                mounts=[MOUNT],
+                mode="auto",
+                primary="a",
+                frozen_primary="wait",  # the whole demote deadline is at stake here
+            )
+        ],
+    )
+
+    async def body(store: SQLiteStore, coordinator: Coordinator, ledger: Ledger) -> None:
+        report(store, "a", pb.HEALTH_STATE_LOCKED)
+        report(store, "b", pb.HEALTH_STATE_OK)
+        await coordinator.step()
+        (f,) = store.list_failovers()
+        proposed, approved, fencing = f.steps[:3]
+        assert [s.state for s in (proposed, approved, fencing)] == [
+            FailoverState.PROPOSED,
+            FailoverState.APPROVED,
+            FailoverState.FENCING,
+        ]
+        assert approved.at - proposed.at >= 0.5
+        assert fencing.at >= approved.at
+        assert f.deadline == fencing.at + 10.0
+
+    with_coordinator(tmp_path, config, body)

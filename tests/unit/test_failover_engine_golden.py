@@ -55,6 +55,7 @@ def load_state(data: dict[str, Any]) -> ClusterState:
         automation=data.get("automation", True),
         cluster_maintenance=data.get("cluster_maintenance", False),
         policy=Policy(**data.get("policy", {})),
+        settling_until=data.get("settling_until", 0.0),
     )
 
 

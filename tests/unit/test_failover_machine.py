@@ -327,3 +327,15 @@ def test_every_command_carries_the_deadline_of_its_step():
     assert actions[1].deadline == f.deadline == 2.0 + T.demote  # type: ignore[union-attr]
     f, actions = step(f, 3.0, {"F1-demote": OK})
     assert actions[0].deadline == f.deadline == 3.0 + T.promote  # type: ignore[union-attr]
+
+
+def test_a_step_is_never_timestamped_before_the_step_it_follows():
+    """A pass takes its clock reading before the pre-failover hook runs and the approval
+    is written: the demote's step and deadline still count from the approval. Fails on
+    the old code, where an 8 s hook left 2 s of a 10 s demote window and FENCING was
+    timestamped before APPROVED."""
+    approved = approve(proposed(), "hangwatch", 10.0, auto=True)
+    f, actions = step(approved, 2.0)
+    assert f.steps[-1].state is FailoverState.FENCING and f.steps[-1].at == 10.0
+    assert f.deadline == 10.0 + T.demote
+    assert actions[1].deadline == 10.0 + T.demote  # type: ignore[union-attr]
