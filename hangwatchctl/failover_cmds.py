@@ -83,14 +83,28 @@ def failover_propose(
 
 @failover.command("approve")
 @click.argument("failover_id", metavar="ID")
-@click.option("--reason", default="", help="Optional note for the audit log.")
-def failover_approve(failover_id: str, reason: str) -> None:
+@click.option(
+    "--to",
+    "to_host",
+    metavar="HOST",
+    help="Retarget the proposal to HOST first (it stays the same failover, in its incident).",
+)
+@click.option(
+    "--force",
+    is_flag=True,
+    help="With --to: allow an ineligible HOST (at risk, unhealthy, unreachable): audited.",
+)
+@click.option("--reason", default="", help="Why (required with --to): it goes into the audit log.")
+def failover_approve(failover_id: str, to_host: str | None, force: bool, reason: str) -> None:
     """Approve a proposed failover: it proceeds at once (demote or fence, then promote)."""
-    _show_failover(
-        _target().call(
-            "ApproveFailover", admin_pb.ApproveFailoverRequest(id=failover_id, reason=reason)
-        )
+    if force and not to_host:
+        raise click.UsageError("--force needs --to HOST")
+    if to_host and not reason:
+        raise click.UsageError("--to needs --reason: why the target changes")
+    request = admin_pb.ApproveFailoverRequest(
+        id=failover_id, reason=reason, to_host=to_host or "", force=force
     )
+    _show_failover(_target().call("ApproveFailover", request))
 
 
 @failover.command("reject")

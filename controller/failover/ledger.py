@@ -159,10 +159,13 @@ class Ledger:
             ),
         )
 
-    async def switchover(self, f: Failover, who: Caller) -> Failover:
+    async def switchover(self, f: Failover, who: Caller, *, two_person: bool = False) -> Failover:
         """Stores a planned move and approves it at once, in the name of whoever asked for
-        it (a planned move demotes the old primary first)."""
+        it (a planned move demotes the old primary first); under the two-person rule it
+        waits PROPOSED for another person's approval."""
         await self.propose(f, who)
+        if two_person:
+            return f
         return await self.approve(f, who)
 
     async def note(

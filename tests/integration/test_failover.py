@@ -4,8 +4,11 @@ real fence agents, the controller killed at every state."""
 from __future__ import annotations
 
 import contextlib
+import json
 import signal
 import sqlite3
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -337,6 +340,111 @@ def test_a_controller_restart_fails_over_no_primary_it_last_saw_suspect(cluster,
         assert "no failover on liveness, or on health reported before this start" in (
             log.read_text()
         )
+
+
+def test_a_switchover_under_the_two_person_rule_needs_another_approver(cluster, tmp_path):
+    """alice's switchover waits for a second person: she cannot approve it herself, bob
+    can. Fails on the old code, which approved a switchover in its requester's name."""
+    log = tmp_path / "hooks.log"
+    with two_hosts(cluster, tmp_path, two_person_rule=True) as (admin, _):
+        asked = ctl_json(cluster, "--as", "alice", "switchover", "mail", "--to", "h2")
+        assert asked["state"] == "FAILOVER_STATE_PROPOSED"
+        own = cluster.ctl("--as", "alice", "failover", "approve", asked["id"])
+        assert own.returncode == 1 and "two-person rule" in own.stderr
+        assert hook_runs(log) == []
+        out = cluster.ctl("--as", "bob", "failover", "approve", asked["id"])
+        assert out.returncode == 0, out.stderr
+        done = wait_failover(admin, {"COMPLETED"})
+        assert (done.proposed_by, done.approved_by) == ("alice", "bob")
+
+
+def test_forcing_a_failover_onto_an_ineligible_host_needs_the_approver_role(tmp_path):
+    """Over mutual TLS, an operator may propose and switch over, but not --force onto a
+    host that is not eligible (here: never registered); an approver may. Fails on the
+    old code, which let any operator force."""
+    config = {
+        **FAST_CONTROLLER,
+        "groups": [
+            {"name": "mail", "members": ["h1", "h2"], "mounts": ["/srv/mail"], "primary": "h1"}
+        ],
+    }
+    c = LocalCluster(tmp_path, config, pki=tmp_path / "pki")
+
+    def ctl(role: str, name: str, *args: str) -> subprocess.CompletedProcess[str]:
+        argv = [sys.executable, "-m", "hangwatchctl", "--controller", c.address]
+        return subprocess.run(
+            [*argv, *c.ctl_transport(role, name), *args], capture_output=True, text=True, timeout=60
+        )
+
+    try:
+        c.start_controller()
+        force = ("--to", "h2", "--force")
+        for args in (
+            ("failover", "propose", "mail", *force, "--reason", "drill"),
+            ("switchover", "mail", *force),
+        ):
+            refused = ctl("operator", "olga", *args)
+            assert refused.returncode == 1, refused.stdout
+            assert "PERMISSION_DENIED" in refused.stderr
+            assert "--force onto h2 (has never registered) needs approver" in refused.stderr
+        forced = ctl("approver", "ann", "failover", "propose", "mail", *force, "--reason", "x")
+        assert forced.returncode == 0, forced.stderr
+        audit = ctl("admin", "root", "-o", "json", "audit")
+        entries = json.loads(audit.stdout)["entries"]
+        refusals = [(e["actor"], e["action"]) for e in entries if not e.get("allowed", False)]
+        assert refusals == [("olga", "propose"), ("olga", "propose")]
+        assert any(e["actor"] == "ann" and e["action"] == "propose (forced)" for e in entries)
+    finally:
+        c.stop()
+
+
+def test_an_approver_retargets_a_proposal_onto_an_at_risk_host_within_its_incident(
+    cluster, tmp_path
+):
+    """Every standby runs a kernel with an advisory (cluster B at 17:36): the proposal
+    has no target. An approver sends it to h2 with 'failover approve ID --to h2 --force'
+    with no maintenance, reject or new proposal; it stays the same failover, in the
+    same incident, and the audit log has the override with its reason. Fails on the
+    old code, where approve took no target."""
+    log = tmp_path / "hooks.log"
+    with two_hosts(cluster, tmp_path) as (admin, (m1, _)):
+        kernel = admin.hosts()["h2"].inventory.kernel_release
+        added = cluster.ctl(
+            "advisory", "add", "ADV-9", "--kernel", f"={kernel}", "--reason", "ext4 lockup"
+        )
+        assert added.returncode == 0, added.stderr
+        with frozen(m1.mount):
+            held = wait_failover(admin, {"PROPOSED"}, what="a proposal with no target")
+            assert held.to_host == "" and held.incident_id
+            no_reason = cluster.ctl("failover", "approve", held.id, "--to", "h2", "--force")
+            assert no_reason.returncode == 2 and "--to needs --reason" in no_reason.stderr
+            out = cluster.ctl(
+                "--as",
+                "ann",
+                "failover",
+                "approve",
+                held.id,
+                "--to",
+                "h2",
+                "--force",
+                "--reason",
+                "h2 is the only copy left",
+            )
+            assert out.returncode == 0, out.stderr
+            done = wait_failover(admin, {"COMPLETED"})
+        assert (done.id, done.incident_id, done.to_host) == (held.id, held.incident_id, "h2")
+        assert done.forced and done.approved_by == "ann"
+        assert len(failovers(admin)) == 1
+        assert [(r.host, r.action) for r in hook_runs(log)] == [
+            ("h1", "demote"),
+            ("h2", "promote"),
+        ]
+        audit = ctl_json(cluster, "audit")["entries"]
+        retargets = [e for e in audit if e["action"] == "retarget (forced)"]
+        assert [(e["actor"], e["target"]) for e in retargets] == [("ann", "mail")]
+        assert "h2 is the only copy left (forced past: at risk: ADV-9)" in retargets[0]["detail"]
+        page = cluster.ctl("incident", "show", held.incident_id)
+        assert page.returncode == 0 and "service moved to h2" in page.stdout
 
 
 @pytest.mark.parametrize("kill_in", ["PROPOSED", "APPROVED", "FENCING", "PROMOTING"])

@@ -125,3 +125,31 @@ def test_storm_limits_are_checked_again_in_the_approvals_transaction(tmp_path):
         store.close()
 
     asyncio.run(main())
+
+
+def test_a_switchover_under_the_two_person_rule_waits_for_another_person(tmp_path):
+    """A person's switchover is stored PROPOSED under the two-person rule; its proposer
+    cannot approve it, another approver can. Fails on the old code, which approved a
+    switchover in the name of whoever asked for it, rule or not."""
+
+    async def main() -> None:
+        store = SQLiteStore(tmp_path / "c.db")
+        store.seed_groups([("mail", "a")])
+        db = DbThread()
+        ledger = Ledger(store, db, CommandHub(lambda host: db.run(store.pending_commands, host)), T)
+        now = time.time()
+        f = machine.propose(
+            new_ulid(now), "mail", Trigger.SWITCHOVER, "a", "b", "kernel", BOB.name, now, "x"
+        )
+        try:
+            waiting = await ledger.switchover(f, BOB, two_person=True)
+            assert waiting.state is FailoverState.PROPOSED
+            with pytest.raises(TransitionRefused, match="two-person rule"):
+                await ledger.approve(waiting, BOB, two_person=True)
+            approved = await ledger.approve(waiting, CAROL, two_person=True)
+            assert approved.state is FailoverState.APPROVED and approved.approved_by == "carol"
+        finally:
+            db.shutdown()
+        store.close()
+
+    asyncio.run(main())

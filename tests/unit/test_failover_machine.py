@@ -21,8 +21,9 @@ from controller.failover.machine import (
     cancel,
     confirm_fenced,
     reject,
+    retarget,
 )
-from controller.failover.model import FailoverState, Trigger
+from controller.failover.model import Candidate, FailoverState, Trigger
 from hangwatch.errors import TransitionRefused
 
 T = Timeouts(demote=10, fence=20, promote=30, anti_flap=3600)
@@ -339,3 +340,25 @@ def test_a_step_is_never_timestamped_before_the_step_it_follows():
     assert f.steps[-1].state is FailoverState.FENCING and f.steps[-1].at == 10.0
     assert f.deadline == 10.0 + T.demote
     assert actions[1].deadline == 10.0 + T.demote  # type: ignore[union-attr]
+
+
+def test_a_proposal_is_retargeted_in_place_keeping_its_id_and_incident():
+    """An approver points an open proposal at another member (forced past its
+    reasons) instead of rejecting it and proposing again. Fails on the old code, which
+    had no retarget."""
+    f = Failover(**{**proposed().__dict__, "to_host": "", "incident_id": "I1"})
+    at_risk = (
+        Candidate("b", True, ("at risk: ADV-1",)),
+        Candidate("c", False, ("at risk: ADV-1",)),
+    )
+    moved = retarget(f, "ann", "b", "only b has the data", 5.0, candidates=at_risk, forced=True)
+    assert (moved.id, moved.incident_id, moved.state) == ("F1", "I1", FailoverState.PROPOSED)
+    assert moved.to_host == "b" and moved.forced and moved.candidates == at_risk
+    assert moved.steps[-1].actor == "ann"
+    assert moved.steps[-1].detail == (
+        "target (none) -> b: only b has the data (forced past: at risk: ADV-1)"
+    )
+    with pytest.raises(TransitionRefused, match="is the old primary"):
+        retarget(f, "ann", "a", "x", 5.0, candidates=at_risk)
+    with pytest.raises(TransitionRefused, match="only a PROPOSED one can be retargeted"):
+        retarget(approve(moved, "bob", 6.0), "ann", "c", "x", 7.0, candidates=at_risk)
