@@ -189,6 +189,7 @@ class Agent:
             boot_id=self.boot_id,
             spool_depth=max(self.spool.depth, len(self.outbox)),
             sent_at=pbtime.timestamp(time.time()),
+            epochs=self.command_handler.known_epochs(),
         )
         now = time.time()
         for mount, (state, since, reason) in self.health.snapshot().items():

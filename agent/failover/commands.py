@@ -11,11 +11,15 @@ so a clock up to that much behind the controller's changes nothing. And a comman
 id already handled is answered from its recorded result, so a command sent again
 on every new stream, or after an agent restart, runs its hook once.
 
-Both promises must survive a restart, so the epoch is on disk before a hook runs.
+These promises must survive a restart, so the epoch is on disk before a hook runs.
 The state dir may be frozen (the lockup may be on it): the state lives in a
 `StateFile` (a child process per write, with a deadline), and an epoch that cannot
 be recorded in time fails the command instead of running the hook: the controller
-then fences this host rather than trusting a promise the agent could not make.
+then fences this host rather than trusting a promise the agent could not make. A
+record that cannot be read (the dir does not answer, the file is damaged) is never
+replaced by an empty one: every command is refused, saying why, until it can be
+read, or until a person repairs or removes the file. The epochs known are reported
+in every heartbeat, so a controller that lost its own record catches up.
 
 A hook interrupted by an agent crash has no recorded result and runs again when the
 command comes back: hooks must be idempotent.
@@ -55,6 +59,10 @@ STATE_TIMEOUT = 5.0
 DEADLINE_MARGIN = 1.0
 _FORMAT = 1
 _ACTIONS = (pb.ACTION_DEMOTE, pb.ACTION_PROMOTE, pb.ACTION_CHECK)
+
+
+class UnreadableRecord(StateFileError):
+    """The saved command record is there but cannot be read: nothing may overwrite it."""
 
 
 class Verdict(enum.Enum):
@@ -221,13 +229,12 @@ class CommandHandler:
         self._loaded = False
 
     async def start(self) -> None:
-        """Loads the saved state; when the state dir does not answer, starts empty, loudly."""
+        """Loads the saved record; when it cannot be read, every command is refused (and
+        the record left as it is) until it can."""
         try:
             await self._load()
         except StateFileError as exc:
-            log.error(
-                "command state NOT LOADED (%s): starting empty; no hook runs until it loads", exc
-            )
+            log.error("command state NOT LOADED: %s; every command is refused until it loads", exc)
 
     async def handle(self, command: pb.Command) -> pb.CommandResult:
         if not self._loaded:
@@ -316,10 +323,18 @@ class CommandHandler:
         data = await self._state.read()
         if data:
             try:
-                self.book.merge(CommandBook.loads(data, self.book.host_id, self.book.limit))
+                saved = CommandBook.loads(data, self.book.host_id, self.book.limit)
             except ValueError as exc:
-                log.error("ignoring command state %s, unreadable: %s", self._state.path, exc)
+                raise UnreadableRecord(
+                    f"{self._state.path} is damaged ({exc}): repair it, or remove it to "
+                    "forget the epochs this host has seen"
+                ) from None
+            self.book.merge(saved)
         self._loaded = True
+
+    def known_epochs(self) -> dict[str, int]:
+        """The highest epoch seen per group, once the saved record is read (else none)."""
+        return dict(self.book.epochs) if self._loaded else {}
 
     async def _save(self) -> None:
         """Writes the book; a state not loaded yet is loaded first, or saving would lose it."""

@@ -82,6 +82,8 @@ def heartbeat(req: agent_pb.HeartbeatRequest) -> None:
     for i, source in enumerate(req.sources):
         text(source.source, f"sources[{i}].source", 64, required=True)
         text(source.detail, f"sources[{i}].detail", 1024)
+    for group in req.epochs:
+        text(group, "epochs", 128, required=True)
 
 
 def event(ev: pb.Event, field: str, host: str) -> None:

@@ -87,6 +87,12 @@ class Coordinator:
         async with self._lock:
             now = time.time()
             state, open_failovers = await self._db.run(self._snapshots.take, now)
+            behind = engine.epochs_behind(state)
+            for r in behind:
+                was = next(g.epoch for g in state.groups if g.name == r.group)
+                await self._ledger.raise_epoch(r.group, r.epoch, r.host, was)
+            if behind:
+                state, open_failovers = await self._db.run(self._snapshots.take, now)
             if not self._settled and now >= state.settling_until:
                 self._settled = True
                 log.info("agents had time to reconnect: failovers on liveness allowed")

@@ -73,6 +73,35 @@ class Preempt:
 Decision = Proposal | Approve | Skip | Preempt
 
 
+@dataclass(frozen=True)
+class RaiseEpoch:
+    """A member has seen a higher epoch for the group than the controller keeps."""
+
+    group: str
+    epoch: int
+    host: str
+
+
+def epochs_behind(state: ClusterState) -> list[RaiseEpoch]:
+    """Groups whose epoch is below one a member's agent reports having seen.
+
+    Only a controller that lost or restored its store gets here (an epoch is taken in
+    the store before any command carries it). Its group must catch up: its next
+    commands would otherwise be refused as stale, and the hosts fenced for it.
+    """
+    out = []
+    for group in state.groups:
+        reports = [
+            (view.epochs.get(group.name, 0), member)
+            for member in group.members
+            if (view := state.hosts.get(member)) is not None
+        ]
+        epoch, member = max(reports, default=(0, ""))
+        if epoch > group.epoch:
+            out.append(RaiseEpoch(group.name, epoch, member))
+    return out
+
+
 def candidates(
     state: ClusterState, group: GroupView, *, exclude: str, force_host: str = ""
 ) -> tuple[Candidate, ...]:

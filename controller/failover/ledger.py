@@ -223,6 +223,20 @@ class Ledger:
         await self._audit_log.append(who, "ack", group, f"anti-flap block ended: {reason}")
         self._changed()
 
+    async def raise_epoch(self, group: str, epoch: int, host: str, was: int) -> bool:
+        """Catches the group's epoch up with one its member `host` reports having seen
+        (this controller's store was lost or restored); audited as the system."""
+        detail = (
+            f"epoch {was} -> {epoch}: {host} has seen epoch {epoch} of {group}; the "
+            f"controller's record was behind (store lost or restored?)"
+        )
+        audit = (SYSTEM.name, SYSTEM.role, "raise epoch", detail)
+        raised = await self._db.run(self._store.raise_group_epoch, group, epoch, audit, time.time())
+        if raised:
+            log.warning("group %s: %s", group, detail)
+            self._changed()
+        return raised
+
     async def record_fence(self, f: Failover, host: str, ok: bool, detail: str) -> None:
         """Keeps a fence agent's outcome (the next step reads it) and audits it."""
         key = f.fence_key(host)

@@ -68,6 +68,8 @@ class HostView:
     # False when its last heartbeat came before this controller started: what it says
     # of the host's health may be out of date.
     heard_since_start: bool = True
+    # The highest epoch the host's agent has seen per group.
+    epochs: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -101,6 +101,7 @@ class Snapshots:
                 needs_clear=bool(record.needs_clear),
                 kernel=record.registration.inventory.kernel_release,
                 heard_since_start=heard is not None and heard >= self.started_at,
+                epochs=dict(hb.epochs) if hb else {},
             )
         rows = store.groups()
         groups = tuple(

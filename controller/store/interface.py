@@ -143,6 +143,12 @@ class Store(Protocol):
 
     def set_auto_blocked_until(self, group: str, until: float | None) -> None: ...
 
+    def raise_group_epoch(
+        self, group: str, epoch: int, audit: tuple[str, str, str, str], now: float
+    ) -> bool:
+        """Sets the group's epoch to `epoch` if it is lower, with its audit entry (actor,
+        role, action, detail), in one transaction; False when it was not lower."""
+
     def commit_failover(self, change: FailoverCommit, now: float) -> None:
         """Writes a failover step and everything it changes in one transaction."""
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -504,6 +505,38 @@ def test_stale_epoch_command_is_refused_and_recorded(cluster, tmp_path):
 
         wait_for(refused, 30, "the agent's refusal to be recorded")
         assert len(hook_runs(log)) == before
+
+
+def test_a_controller_that_lost_its_store_raises_epochs_from_its_agents(cluster, tmp_path):
+    """The controller's database is lost after two switchovers (epoch 2): the new one
+    seeds the group at epoch 0, learns epoch 2 from the agents' heartbeats, raises it
+    (audited), and its next switchover (epoch 3) is accepted, not refused as stale.
+    Fails on the old code, which stayed at epoch 0 so every later demote was refused
+    and the old primary fenced (or, with no fence agent, the failover stopped)."""
+    log = tmp_path / "hooks.log"
+    with two_hosts(cluster, tmp_path) as (admin, (m1, m2)):
+        for to in ("h2", "h1"):
+            assert cluster.ctl("switchover", "mail", "--to", to).returncode == 0
+            wait_for(
+                lambda to=to: group(admin).primary == to and not failovers(admin, active=True),
+                30,
+                f"the switchover to {to}",
+            )
+        assert group(admin).epoch == 2
+        cluster.procs[0].stop()
+        shutil.rmtree(cluster.workdir / "controller-data")
+        cluster.start_controller()
+        wait_for(lambda: group(admin).epoch == 2, 20, "the group's epoch to catch up")
+        raised = [e for e in ctl_json(cluster, "audit")["entries"] if e["action"] == "raise epoch"]
+        assert len(raised) == 1 and "epoch 0 -> 2" in raised[0]["detail"]
+        wait_healthy(admin, {"h1": str(m1.mount), "h2": str(m2.mount)})
+        assert cluster.ctl("switchover", "mail", "--to", "h2").returncode == 0
+        done = wait_failover(admin, {"COMPLETED", "FENCE_FAILED", "FAILED"})
+        assert state_name(done) == "COMPLETED" and done.epoch == 3
+        assert [(r.host, r.action, r.epoch) for r in hook_runs(log)][-2:] == [
+            ("h1", "demote", 3),
+            ("h2", "promote", 3),
+        ]
 
 
 def test_editing_an_audit_row_breaks_verify_naming_the_row(cluster, tmp_path):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from controller.failover.engine import frozen
+from controller.failover.engine import RaiseEpoch, epochs_behind, frozen
 from controller.failover.model import ClusterState, GroupView, HostView
 
 NOW = 1_800_000_000.0
@@ -38,3 +38,16 @@ def test_a_group_set_to_wait_never_fences_a_frozen_primary_early():
         state, groups=(dataclasses.replace(state.groups[0], frozen_primary="fence"),)
     )
     assert frozen(fenced, "mail", "a") != ""
+
+
+def test_a_group_is_raised_to_the_highest_epoch_its_members_have_seen():
+    """After a controller's store is lost or restored, its agents know higher epochs:
+    the group catches up instead of sending commands they refuse as stale (and then
+    fencing them). Fails on the old code, which never looked."""
+    state = cluster({"/srv/mail": "OK"})
+    hosts = {
+        "a": dataclasses.replace(state.hosts["a"], epochs={"mail": 5, "web": 9}),
+        "b": dataclasses.replace(state.hosts["b"], epochs={"mail": 7}),
+    }
+    assert epochs_behind(dataclasses.replace(state, hosts=hosts)) == [RaiseEpoch("mail", 7, "b")]
+    assert epochs_behind(state) == []  # the group's epoch (3) is not behind

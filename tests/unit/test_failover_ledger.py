@@ -153,3 +153,25 @@ def test_a_switchover_under_the_two_person_rule_waits_for_another_person(tmp_pat
         store.close()
 
     asyncio.run(main())
+
+
+def test_a_group_epoch_is_only_ever_raised_and_each_raise_is_audited(tmp_path):
+    async def main() -> None:
+        store = SQLiteStore(tmp_path / "c.db")
+        store.seed_groups([("mail", "a")])
+        db = DbThread()
+        ledger = Ledger(store, db, CommandHub(lambda host: db.run(store.pending_commands, host)), T)
+        changes: list[str] = []
+        ledger.listen(lambda: changes.append("changed"))
+        try:
+            assert await ledger.raise_epoch("mail", 7, "b", 0)
+            assert not await ledger.raise_epoch("mail", 5, "a", 7)
+        finally:
+            db.shutdown()
+        assert store.groups()["mail"].epoch == 7 and changes == ["changed"]
+        (entry,) = store.list_audit()
+        assert (entry.actor, entry.action, entry.target) == ("hangwatch", "raise epoch", "mail")
+        assert "epoch 0 -> 7: b has seen epoch 7 of mail" in entry.detail
+        store.close()
+
+    asyncio.run(main())

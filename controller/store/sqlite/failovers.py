@@ -28,6 +28,19 @@ class FailoverTables(AuditTable):
     def set_auto_blocked_until(self, group: str, until: float | None) -> None:
         self._db.execute("UPDATE groups SET auto_blocked_until = ? WHERE name = ?", (until, group))
 
+    def raise_group_epoch(
+        self, group: str, epoch: int, audit: tuple[str, str, str, str], now: float
+    ) -> bool:
+        with self._tx() as db:
+            raised = db.execute(
+                "UPDATE groups SET epoch = ? WHERE name = ? AND epoch < ?", (epoch, group, epoch)
+            )
+            if raised.rowcount != 1:
+                return False
+            actor, role, action, detail = audit
+            self.append_audit(now, actor, role, action, group, detail)
+            return True
+
     def commit_failover(self, change: FailoverCommit, now: float) -> None:
         f = change.failover
         with self._tx() as db:
