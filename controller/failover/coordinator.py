@@ -89,8 +89,7 @@ class Coordinator:
             state, open_failovers = await self._db.run(self._snapshots.take, now)
             behind = engine.epochs_behind(state)
             for r in behind:
-                was = next(g.epoch for g in state.groups if g.name == r.group)
-                await self._ledger.raise_epoch(r.group, r.epoch, r.host, was)
+                await self._ledger.raise_epoch(r.group, r.epoch, r.host, r.was)
             if behind:
                 state, open_failovers = await self._db.run(self._snapshots.take, now)
             if not self._settled and now >= state.settling_until:

@@ -80,6 +80,7 @@ class RaiseEpoch:
     group: str
     epoch: int
     host: str
+    was: int  # the group's epoch as the controller keeps it
 
 
 def epochs_behind(state: ClusterState) -> list[RaiseEpoch]:
@@ -98,7 +99,7 @@ def epochs_behind(state: ClusterState) -> list[RaiseEpoch]:
         ]
         epoch, member = max(reports, default=(0, ""))
         if epoch > group.epoch:
-            out.append(RaiseEpoch(group.name, epoch, member))
+            out.append(RaiseEpoch(group.name, epoch, member, group.epoch))
     return out
 
 

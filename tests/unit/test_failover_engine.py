@@ -49,5 +49,5 @@ def test_a_group_is_raised_to_the_highest_epoch_its_members_have_seen():
         "a": dataclasses.replace(state.hosts["a"], epochs={"mail": 5, "web": 9}),
         "b": dataclasses.replace(state.hosts["b"], epochs={"mail": 7}),
     }
-    assert epochs_behind(dataclasses.replace(state, hosts=hosts)) == [RaiseEpoch("mail", 7, "b")]
+    assert epochs_behind(dataclasses.replace(state, hosts=hosts)) == [RaiseEpoch("mail", 7, "b", 3)]
     assert epochs_behind(state) == []  # the group's epoch (3) is not behind
