@@ -182,6 +182,13 @@ class HookSettings:
     timeout_seconds: float = setting(
         60.0, "a hook still running after this long is killed (a command's timeout wins)", positive
     )
+    deadline_margin_seconds: float = setting(
+        1.0,
+        "a command is refused (EXPIRED), and its hook killed, this long before the "
+        "command's deadline by this host's clock: the clock difference to the controller "
+        "that is tolerated",
+        positive,
+    )
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ tick, and how many events wait to be acknowledged.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from agent.health import HealthEngine
 from agent.host.inventory_watch import InventoryWatch
@@ -39,6 +39,7 @@ class Heartbeats:
         selfcheck: SelfCheck,
         spool: Spool,
         outbox: Outbox,
+        epochs: Callable[[], dict[str, int]],
     ) -> None:
         self._host_id = host_id
         self._boot_id = boot_id
@@ -50,6 +51,9 @@ class Heartbeats:
         self._selfcheck = selfcheck
         self._spool = spool
         self._outbox = outbox
+        # The epochs this host's agent has seen per group: a controller that lost its
+        # store raises its own from them instead of fencing hosts for being "stale".
+        self._epochs = epochs
 
     def registration(self) -> agent_pb.RegisterRequest:
         return agent_pb.RegisterRequest(
@@ -67,6 +71,7 @@ class Heartbeats:
             boot_id=self._boot_id,
             spool_depth=max(self._spool.depth, len(self._outbox)),
             sent_at=pbtime.timestamp(time.time()),
+            epochs=self._epochs(),
         )
         now = time.time()
         for mount, (state, since, reason) in self._health.snapshot().items():

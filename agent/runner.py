@@ -107,6 +107,7 @@ class Agent:
         self.inventory = InventoryWatch(
             list(config.mounts), devices, config.testing.kernel_release_override
         )
+        self.command_handler = CommandHandler(config.host_id, config.hooks, Path(config.state_dir))
         heartbeats = Heartbeats(
             config.host_id,
             config.testing.boot_id_override or boot_id(),
@@ -118,6 +119,7 @@ class Agent:
             selfcheck=self.selfcheck,
             spool=self.spool,
             outbox=self.outbox,
+            epochs=self.command_handler.known_epochs,
         )
         self.link = ControllerLink(config)
         # A clock stepped back across a restart must not number new events below what
@@ -130,7 +132,6 @@ class Agent:
             lambda reply: self.events.bump_seq(reply.last_host_seq),
         )
         self.reporter = Reporter(config, self.link, self.outbox, self.spool)
-        self.command_handler = CommandHandler(config.host_id, config.hooks, Path(config.state_dir))
         self.commands = CommandStream(config, self.link, self.command_handler)
         # No `_created` series beside the probe histogram: a sample per mount per scrape
         # that no dashboard reads.

@@ -33,6 +33,18 @@ class LivenessSettings:
     unreachable_after_seconds: float = setting(
         15.0, "a host whose last heartbeat is older is UNREACHABLE", positive
     )
+    agent_max_backoff_seconds: float = setting(
+        10.0,
+        "the agents' reconnect.max_backoff_seconds. After the controller starts, no "
+        "failover on liveness, or on health reported before the start, until this plus "
+        "unreachable_after_seconds has passed: every agent has reconnected by then",
+        positive,
+    )
+
+    @property
+    def reconnect_grace_seconds(self) -> float:
+        """How long after the controller's start agents may still be reconnecting."""
+        return self.agent_max_backoff_seconds + self.unreachable_after_seconds
 
     def __post_init__(self) -> None:
         if self.heartbeat_interval_seconds >= self.stale_after_seconds:
@@ -83,6 +95,15 @@ class GroupSettings:
     status_components: list[str] = setting(
         [], "statuspage sinks: the page's component ids marked down while it is interrupted"
     )
+    frozen_primary: str = setting(
+        "fence",
+        "an old primary whose group mount is LOCKED (or that is unreachable after SUSPECT "
+        "or LOCKED) cannot finish a demote. fence: fence it at once, beside the demote "
+        "(with no fence agent for it, give the demote [failover] "
+        "frozen_demote_timeout_seconds, then stop for a person); wait: give the demote "
+        "its full deadline first",
+        one_of("fence", "wait"),
+    )
 
     def __post_init__(self) -> None:
         if not self.name:
@@ -124,6 +145,12 @@ class FailoverSettings:
         30.0, "the old primary must acknowledge its demote by then, or it is fenced", positive
     )
     promote_timeout_seconds: float = setting(60.0, "the new primary must report by then", positive)
+    frozen_demote_timeout_seconds: float = setting(
+        5.0,
+        "a frozen old primary with no fence agent gets this long to demote before the "
+        "failover stops for a person (groups with frozen_primary = fence)",
+        positive,
+    )
     anti_flap_seconds: float = setting(
         6 * 3600.0,
         "after a failover completes, automatic approval for the group waits this "

@@ -27,6 +27,8 @@ HangwatchError              UNKNOWN              base of every deliberate error
 │   ├── GroupBusy                                a new failover of a group that has one open
 │   ├── StaleFailover                            a failover step written from a record that
 │   │                                            changed since it was read
+│   ├── PolicyHold                               an automatic approval the storm limits no
+│   │                                            longer allow (checked as it is written)
 │   └── UpgradeRefused                           an upgrade plan's state does not allow the change
 ├── StoreUnavailable        UNAVAILABLE          the shared store (etcd) cannot be reached now
 ├── NotLeader               UNAVAILABLE          a write only the leader may make, from a
@@ -121,6 +123,11 @@ class GroupBusy(Refused):
 class StaleFailover(Refused):
     """A failover step written from a record that changed since it was read: refused, so
     nobody's decision is silently undone."""
+
+
+class PolicyHold(Refused):
+    """An automatic approval that the storm limits no longer allow, found in the
+    approval's own transaction: the proposal stays PROPOSED for a later pass."""
 
 
 class UpgradeRefused(Refused):

@@ -81,14 +81,28 @@ def failover_propose(
 
 @failover.command("approve")
 @click.argument("failover_id", metavar="ID")
-@click.option("--reason", default="", help="Optional note for the audit log.")
-def failover_approve(failover_id: str, reason: str) -> None:
+@click.option(
+    "--to",
+    "to_host",
+    metavar="HOST",
+    help="Retarget the proposal to HOST first (it stays the same failover, in its incident).",
+)
+@click.option(
+    "--force",
+    is_flag=True,
+    help="With --to: allow an ineligible HOST (at risk, unhealthy, unreachable): audited.",
+)
+@click.option("--reason", default="", help="Why (required with --to): it goes into the audit log.")
+def failover_approve(failover_id: str, to_host: str | None, force: bool, reason: str) -> None:
     """Approve a proposed failover: it proceeds at once (demote or fence, then promote)."""
-    _show_failover(
-        _target().call(
-            "ApproveFailover", admin_pb.ApproveFailoverRequest(id=failover_id, reason=reason)
-        )
+    if force and not to_host:
+        raise click.UsageError("--force needs --to HOST")
+    if to_host and not reason:
+        raise click.UsageError("--to needs --reason: why the target changes")
+    request = admin_pb.ApproveFailoverRequest(
+        id=failover_id, reason=reason, to_host=to_host or "", force=force
     )
+    _show_failover(_target().call("ApproveFailover", request))
 
 
 @failover.command("reject")
@@ -125,16 +139,17 @@ def failover_cancel(failover_id: str, reason: str) -> None:
     help="The old primary's host id, typed to confirm it is off (asked if omitted).",
 )
 def failover_confirm_fenced(failover_id: str, reason: str, confirm_host: str | None) -> None:
-    """State that the old primary is off, so a FENCE_FAILED failover may promote.
+    """State that the host a FENCE_FAILED failover waits on is off: the old primary (the
+    failover then promotes), or the target whose promote failed (the failover ends).
 
-    Only do this after checking by hand (console, PDU, BMC) that the old primary
-    cannot write any more: two primaries at once is what fencing prevents.
+    Only do this after checking by hand (console, PDU, BMC) that the host cannot
+    write any more: two primaries at once is what fencing prevents.
     """
     target = _target()
     f = target.call("GetFailover", admin_pb.GetFailoverRequest(id=failover_id))
     if confirm_host is None:
         confirm_host = click.prompt(
-            f"Type the host id of the old primary ({f.from_host}) to confirm it is off"
+            f"Type the host id of {render.fence_host(f)} to confirm it is off"
         )
     _show_failover(
         target.call(
@@ -170,9 +185,12 @@ def failover_show(failover_id: str) -> None:
 @click.argument("group")
 @REASON
 def failover_ack(group: str, reason: str) -> None:
-    """End GROUP's anti-flap block early, so policy may approve its next failover."""
+    """End GROUP's anti-flap block early: a proposal it held goes ahead (unless
+    something else holds it), and policy may approve the group's next failover."""
     g = _target().call("AckGroup", admin_pb.AckGroupRequest(group=group, reason=reason))
-    render.emit(g, f"{g.name}: automatic failover allowed again")
+    render.emit(
+        g, f"{g.name}: automatic failover allowed again; a proposal the block held goes ahead"
+    )
 
 
 @click.command()

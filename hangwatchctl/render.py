@@ -310,11 +310,19 @@ def failover_detail(f: admin_pb.Failover) -> str:
     if f.state == admin_pb.FAILOVER_STATE_PROPOSED and f.to_host and not f.dry_run:
         lines.append(f"\nApprove with: hangwatchctl failover approve {f.id}")
     if f.state == admin_pb.FAILOVER_STATE_FENCE_FAILED:
+        host = fence_host(f)
         lines.append(
-            f"\nFencing failed. Once {f.from_host} is off for sure: "
-            f"hangwatchctl failover confirm-fenced {f.id} --reason TEXT"
+            f"\nFencing failed. Once {host} is off for sure: "
+            f"hangwatchctl failover confirm-fenced {f.id} --confirm {host} --reason TEXT"
         )
     return printable(lines)
+
+
+def fence_host(f: admin_pb.Failover) -> str:
+    """The host a FENCE_FAILED failover waits to hear is off: the old primary, or the
+    target once its promote failed (the failover went through RECALLING)."""
+    recalled = any(s.state == admin_pb.FAILOVER_STATE_RECALLING for s in f.steps)
+    return f.to_host if recalled else f.from_host
 
 
 def audit_table(entries: Sequence[admin_pb.AuditEntry]) -> str:

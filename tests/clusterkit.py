@@ -25,6 +25,8 @@ FAST_CONTROLLER = {
         "heartbeat_interval_seconds": 0.3,
         "stale_after_seconds": 1.0,
         "unreachable_after_seconds": 2.5,
+        # FAST_AGENT's reconnect.max_backoff_seconds.
+        "agent_max_backoff_seconds": 1.0,
     },
 }
 FAST_AGENT = {

@@ -21,6 +21,7 @@ from lab.localcluster import LocalCluster, wait_for
 
 HOOK = """#!/bin/sh
 sleep {sleep}
+{before}
 echo "$(date +%s.%N) $HANGWATCH_HOST_ID $HANGWATCH_ACTION $HANGWATCH_EPOCH $HANGWATCH_GROUP \
 $HANGWATCH_COMMAND_ID" >> {log}
 exit {code}
@@ -75,13 +76,18 @@ def agent_config(
     demote_sleep: float = 0.0,
     promote_sleep: float = 0.0,
     demote_code: int = 0,
+    demote_writes_to: Path | None = None,
 ) -> dict[str, Any]:
+    """`demote_writes_to`: the demote hook first writes a file there, as a real one
+    stopping services that hold files on the mount would (it blocks while it is frozen)."""
     log = workdir / "hooks.log"
+    before = f"echo stopping > {demote_writes_to}/demoting" if demote_writes_to else ""
     demote = write_script(
-        workdir / f"demote-{host}", HOOK.format(sleep=demote_sleep, log=log, code=demote_code)
+        workdir / f"demote-{host}",
+        HOOK.format(sleep=demote_sleep, log=log, code=demote_code, before=before),
     )
     promote = write_script(
-        workdir / f"promote-{host}", HOOK.format(sleep=promote_sleep, log=log, code=0)
+        workdir / f"promote-{host}", HOOK.format(sleep=promote_sleep, log=log, code=0, before="")
     )
     return {
         **FAST_AGENT,

@@ -1,17 +1,25 @@
 """Failover commands on the agent: epochs as fencing tokens, each command run at most once.
 
-docs/design.md#4-fence-before-promote rests on two promises kept here. An agent refuses a
+docs/design.md#4-fence-before-promote rests on three promises kept here. An agent refuses a
 command whose epoch is lower than the highest it has seen for the group (STALE_EPOCH,
 hook not run): a controller that lost its leadership, or a command delayed in
-flight, cannot undo a newer failover. And a command id already handled is answered
-from its recorded result, so a command sent again on every new stream, or after an
-agent restart, runs its hook once.
+flight, cannot undo a newer failover. It refuses a command that arrives after its
+deadline (EXPIRED), and kills a hook by then: once the controller has counted a
+promote as failed, the promote cannot start, or still run, behind its back. The
+deadline is counted from `deadline_margin_seconds` before it by this host's clock,
+so a clock up to that much behind the controller's changes nothing. And a command
+id already handled is answered from its recorded result, so a command sent again
+on every new stream, or after an agent restart, runs its hook once.
 
-Both promises must survive a restart, so the epoch is on disk before a hook runs.
+These promises must survive a restart, so the epoch is on disk before a hook runs.
 The state dir may be frozen (the lockup may be on it): the state lives in a
 `StateFile` (a child process per write, with a deadline), and an epoch that cannot
 be recorded in time fails the command instead of running the hook: the controller
-then fences this host rather than trusting a promise the agent could not make.
+then fences this host rather than trusting a promise the agent could not make. A
+record that cannot be read (the dir does not answer, the file is damaged) is never
+replaced by an empty one: every command is refused, saying why, until it can be
+read, or until a person repairs or removes the file. The epochs known are reported
+in every heartbeat, so a controller that lost its own record catches up.
 
 A hook interrupted by an agent crash has no recorded result and runs again when the
 command comes back: hooks must be idempotent.
@@ -49,14 +57,20 @@ HISTORY_LIMIT = 1000
 STATE_FILE = "commands.json"
 # How long the state dir gets to take a write before the command fails.
 STATE_TIMEOUT = 5.0
+# Commands expire this long before their deadline, by this host's clock.
+DEADLINE_MARGIN = 1.0
 _FORMAT = 1
 _ACTIONS = (pb.ACTION_DEMOTE, pb.ACTION_PROMOTE, pb.ACTION_CHECK)
+
+
+class UnreadableRecord(StateFileError):
+    """The saved command record is there but cannot be read: nothing may overwrite it."""
 
 
 class Verdict(enum.Enum):
     RUN = "run"  # epoch accepted (in memory): record it, then run the hook
     ANSWERED = "answered"  # handled before: the recorded result is the answer
-    REFUSED = "refused"  # stale epoch or malformed command: refusal recorded, no hook
+    REFUSED = "refused"  # stale epoch, expired or malformed: refusal recorded, no hook
 
 
 def make_result(
@@ -83,9 +97,12 @@ def make_result(
 class CommandBook:
     """Per group the highest epoch seen; per command id its result (the latest `limit`)."""
 
-    def __init__(self, host_id: str, limit: int = HISTORY_LIMIT) -> None:
+    def __init__(
+        self, host_id: str, limit: int = HISTORY_LIMIT, margin: float = DEADLINE_MARGIN
+    ) -> None:
         self.host_id = host_id
         self.limit = limit
+        self.margin = margin
         self.epochs: dict[str, int] = {}
         self.results: collections.OrderedDict[str, pb.CommandResult] = collections.OrderedDict()
 
@@ -101,9 +118,13 @@ class CommandBook:
             return Verdict.ANSWERED, recorded
         problem = _malformed(command)
         known = self.epochs.get(command.group, 0)
+        left = self.time_left(command, now)
         if problem is None and command.epoch < known:
             problem = f"stale epoch {command.epoch}: group {command.group} is at epoch {known}"
             status = pb.COMMAND_STATUS_STALE_EPOCH
+        elif problem is None and left is not None and left <= 0:
+            problem = self.expired(command, now)
+            status = pb.COMMAND_STATUS_EXPIRED
         else:
             status = pb.COMMAND_STATUS_FAILED
         if problem is not None:
@@ -114,6 +135,19 @@ class CommandBook:
             return Verdict.REFUSED, result
         self.epochs[command.group] = command.epoch
         return Verdict.RUN, None
+
+    def time_left(self, command: pb.Command, now: float) -> float | None:
+        """How long the command's hook may still run (None: it has no deadline)."""
+        if not command.HasField("deadline"):
+            return None
+        return pbtime.seconds(command.deadline) - self.margin - now
+
+    def expired(self, command: pb.Command, now: float) -> str:
+        late = now - pbtime.seconds(command.deadline)
+        return (
+            f"expired: {late:+.1f}s past its deadline by this host's clock, which counts "
+            f"from {self.margin:g}s before it (check the clocks if this is unexpected)"
+        )
 
     def record(self, result: pb.CommandResult) -> None:
         self.results[result.command_id] = result
@@ -190,7 +224,7 @@ class CommandHandler:
         state_timeout: float = STATE_TIMEOUT,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self.book = CommandBook(host_id)
+        self.book = CommandBook(host_id, margin=hooks.deadline_margin_seconds)
         self._hooks = hooks
         self._state = StateFile(state_dir / STATE_FILE, state_timeout)
         self._clock = clock
@@ -212,13 +246,12 @@ class CommandHandler:
         yield results
 
     async def start(self) -> None:
-        """Loads the saved state; when the state dir does not answer, starts empty, loudly."""
+        """Loads the saved record; when it cannot be read, every command is refused (and
+        the record left as it is) until it can."""
         try:
             await self._load()
         except StateFileError as exc:
-            log.error(
-                "command state NOT LOADED (%s): starting empty; no hook runs until it loads", exc
-            )
+            log.error("command state NOT LOADED: %s; every command is refused until it loads", exc)
 
     async def handle(self, command: pb.Command) -> pb.CommandResult:
         if not self._loaded:
@@ -274,6 +307,16 @@ class CommandHandler:
                 note=f"no {name} hook configured ([hooks] {name})",
             )
         timeout = pbtime.seconds(command.timeout) or self._hooks.timeout_seconds
+        left = self.book.time_left(command, self._clock())
+        if left is not None and left <= 0:
+            # Recording the epoch took the rest of its time.
+            note = f"not run: {self.book.expired(command, self._clock())}"
+            log.warning("command %s %s", command.id, note)
+            return make_result(
+                command, self.book.host_id, pb.COMMAND_STATUS_EXPIRED, self._clock(), note=note
+            )
+        if left is not None:
+            timeout = min(timeout, left)
         log.info(
             "command %s: running %s hook %s for group %s", command.id, name, path, command.group
         )
@@ -297,10 +340,18 @@ class CommandHandler:
         data = await self._state.read()
         if data:
             try:
-                self.book.merge(CommandBook.loads(data, self.book.host_id, self.book.limit))
+                saved = CommandBook.loads(data, self.book.host_id, self.book.limit)
             except ValueError as exc:
-                log.error("ignoring command state %s, unreadable: %s", self._state.path, exc)
+                raise UnreadableRecord(
+                    f"{self._state.path} is damaged ({exc}): repair it, or remove it to "
+                    "forget the epochs this host has seen"
+                ) from None
+            self.book.merge(saved)
         self._loaded = True
+
+    def known_epochs(self) -> dict[str, int]:
+        """The highest epoch seen per group, once the saved record is read (else none)."""
+        return dict(self.book.epochs) if self._loaded else {}
 
     async def _save(self) -> None:
         """Writes the book; a state not loaded yet is loaded first, or saving would lose it."""

@@ -35,6 +35,7 @@ from controller.upgrades.driver import UpgradeDriver
 from hangwatch import pbtime
 from hangwatch.errors import Invalid, NotFound
 from hangwatch.ids import is_kind
+from hangwatch.messages import enum_number
 from hangwatch.v1 import admin_service_pb2 as admin_pb
 from hangwatch.v1 import admin_service_pb2_grpc as admin_grpc
 from hangwatch.v1 import types_pb2 as pb
@@ -92,6 +93,8 @@ class AdminApi(
             host = self._host(record, state.now)
             view = state.hosts.get(record.host_id)
             if view is not None:
+                # As the failover engine sees it (a restarted controller's view).
+                host.liveness = enum_number(pb.Liveness, view.liveness)
                 host.advisories.extend(view.advisories)
                 host.in_maintenance = view.maintenance or state.cluster_maintenance
             host.needs_clear = bool(record.needs_clear)

@@ -11,6 +11,7 @@ import time
 from collections.abc import Awaitable, Callable
 
 from controller.api import convert, validate
+from controller.api.access import APPROVER, allows
 from controller.api.auditlog import AuditLog
 from controller.api.identity import Caller, caller
 from controller.api.paging import Pager
@@ -26,7 +27,7 @@ from controller.failover.snapshot import Snapshots
 from controller.store.dbthread import DbThread
 from controller.store.interface import HostRecord, Store
 from hangwatch import pbtime
-from hangwatch.errors import Invalid, NotFound, ProposalRefused
+from hangwatch.errors import Invalid, NotFound, PermissionDenied, ProposalRefused
 from hangwatch.v1 import admin_service_pb2 as admin_pb
 
 MAX_REASON = 1000
@@ -65,10 +66,7 @@ class FailoverAdmin:
         who = caller(context)
         validate.text(request.reason, "reason", MAX_REASON, required=True)
         group = self._group(await self._state(), request.group)
-        await self._db.run(self._store.set_auto_blocked_until, group.name, None)
-        await self._audit_log.append(
-            who, "ack", group.name, f"anti-flap block ended: {request.reason}"
-        )
+        await self._ledger.ack(group.name, who, request.reason)
         return _group_msg(self._group(await self._state(), group.name))
 
     @unary
@@ -120,8 +118,10 @@ class FailoverAdmin:
         )
         if request.HasField("at"):
             f = dataclasses.replace(f, not_before=pbtime.seconds(request.at))
-        # A person asked for it: it is approved as it is created (demote comes first).
-        return convert.failover(await self._ledger.switchover(f, who))
+        # A person asked for it: it is approved as it is created (demote comes first),
+        # unless the two-person rule wants another person's approval.
+        two_person = self._config.failover.two_person_rule
+        return convert.failover(await self._ledger.switchover(f, who, two_person=two_person))
 
     async def _plan(
         self,
@@ -137,23 +137,61 @@ class FailoverAdmin:
         """`audit_refusal`: False for a dry run, which asks and changes nothing."""
         state = await self._state()
         try:
-            return switchover.plan_failover(
+            f = switchover.plan_failover(
                 state, group_name, to_host, reason, force, trigger, who.name
             )
-        except ProposalRefused as exc:
+            if f.forced:
+                chosen = next(c for c in f.candidates if c.host_id == f.to_host)
+                self._may_force(who, f.to_host, chosen.reasons)
+        except (ProposalRefused, PermissionDenied) as exc:
             if audit_refusal:
                 await self._audit_log.refused(who, "propose", group_name, exc)
             raise
+        return f
+
+    def _may_force(self, who: Caller, host: str, reasons: tuple[str, ...]) -> None:
+        """Forcing a failover onto an ineligible host (at risk, unhealthy, unreachable)
+        is a decision: it needs the approver role."""
+        if not allows(who.role, APPROVER):
+            raise PermissionDenied(
+                f"role: {who.name} has the role {who.role!r}; --force onto {host} "
+                f"({', '.join(reasons)}) needs {APPROVER}"
+            )
 
     @unary
     async def ApproveFailover(
         self, request: admin_pb.ApproveFailoverRequest, context: Ctx
     ) -> admin_pb.Failover:
+        who = caller(context)
+        validate.text(request.reason, "reason", MAX_REASON, required=bool(request.to_host))
+        if request.force and not request.to_host:
+            raise Invalid("force", "needs to_host: the member to force the failover onto")
         f = await self._ledger.load(request.id)
+        if request.to_host:
+            f = await self._retarget(who, f, request.to_host, request.force, request.reason)
         approved = await self._ledger.approve(
-            f, caller(context), two_person=self._config.failover.two_person_rule
+            f, who, two_person=self._config.failover.two_person_rule
         )
         return convert.failover(approved)
+
+    async def _retarget(
+        self, who: Caller, f: Failover, to_host: str, force: bool, reason: str
+    ) -> Failover:
+        """Points an open proposal at `to_host`: it keeps its id and its incident, with no
+        reject-and-propose-again (which the engine would race with its own proposal)."""
+        state = await self._state()
+        try:
+            chosen, ranked = switchover.choose_target(
+                state, self._group(state, f.group), to_host, force
+            )
+        except ProposalRefused as exc:
+            await self._audit_log.refused(who, "retarget", f.group, exc)
+            raise
+        if to_host == f.to_host:
+            return f
+        return await self._ledger.retarget(
+            f, who, to_host, reason, ranked, forced=force and bool(chosen.reasons)
+        )
 
     @unary
     async def RejectFailover(

@@ -26,11 +26,14 @@ from controller.failover.suspicion import ranking_note
 from controller.incidents.tracker import IncidentTracker
 from controller.store.dbthread import DbThread
 from controller.store.interface import Store
-from hangwatch.errors import GroupBusy, StaleFailover, StoreFull
+from hangwatch.errors import GroupBusy, PolicyHold, StaleFailover, StoreFull
 from hangwatch.executables import run_executable
 from hangwatch.ids import new_ulid
 
 log = logging.getLogger(__name__)
+
+# States in which a fence agent may be running for the failover.
+_FENCING_STATES = (FailoverState.FENCING, FailoverState.RECALLING)
 
 
 class Coordinator:
@@ -53,6 +56,7 @@ class Coordinator:
         self._fencing: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._lock = asyncio.Lock()
+        self._settled = False
         ledger.listen(lambda _: self.wake())
 
     def wake(self) -> None:
@@ -62,6 +66,15 @@ class Coordinator:
     async def run(self) -> None:
         await self._db.run(
             self._store.seed_groups, [(g.name, g.primary) for g in self._config.groups]
+        )
+        live = self._config.liveness
+        log.info(
+            "no failover on liveness, or on health reported before this start, for %.0fs: "
+            "agents reconnect within %.0fs (liveness.agent_max_backoff_seconds) and a "
+            "host is unreachable after %.0fs",
+            live.reconnect_grace_seconds,
+            live.agent_max_backoff_seconds,
+            live.unreachable_after_seconds,
         )
         while True:
             try:
@@ -80,11 +93,21 @@ class Coordinator:
         async with self._lock:
             now = time.time()
             state, open_failovers = await self._db.run(self._snapshots.take, now)
+            behind = engine.epochs_behind(state)
+            for r in behind:
+                await self._ledger.raise_epoch(r.group, r.epoch, r.host, r.was)
+            if behind:
+                state, open_failovers = await self._db.run(self._snapshots.take, now)
+            if not self._settled and now >= state.settling_until:
+                self._settled = True
+                log.info("agents had time to reconnect: failovers on liveness allowed")
             for f in open_failovers:
                 await self._drive(f, state)
             for decision in engine.decide(state):
                 if isinstance(decision, engine.Proposal):
                     await self._propose(decision, state)
+                elif isinstance(decision, engine.Approve):
+                    await self._approve_held(decision, state)
                 elif isinstance(decision, engine.Preempt):
                     await self._preempt(decision, state.now)
             await self._incidents.review(state)
@@ -121,9 +144,36 @@ class Coordinator:
             p.to_host or "none",
             p.reason,
         )
-        if p.auto_approve and await self._pre_failover_allows(f):
-            approved = await self._ledger.approve(f, SYSTEM, auto=True)
-            await self._drive(approved, state)
+        if p.auto_approve:
+            await self._approve(f, state)
+
+    async def _approve_held(self, a: engine.Approve, state: ClusterState) -> None:
+        """Approves a proposal policy held earlier, now that nothing holds it."""
+        f = await self._db.run(self._store.get_failover, a.failover_id)
+        if f is None or f.state is not FailoverState.PROPOSED:
+            return
+        if f.to_host != a.to_host:
+            why = f"{f.to_host or 'no member'} was not eligible; {a.to_host} is the best one now"
+            try:
+                f = await self._ledger.retarget(f, SYSTEM, a.to_host, why, a.candidates)
+            except StaleFailover:
+                return  # a person decided meanwhile
+        log.warning("held failover %s of %s may go ahead now", f.id, f.group)
+        await self._approve(f, state)
+
+    async def _approve(self, f: Failover, state: ClusterState) -> None:
+        """Policy approves `f` (unless the pre-failover hook vetoes it), with the storm
+        limits checked again as the approval is written; then its first step."""
+        if not await self._pre_failover_allows(f):
+            return
+        try:
+            approved = await self._ledger.approve(
+                f, SYSTEM, auto=True, policy=state.policy, groups=len(state.groups)
+            )
+        except (PolicyHold, StaleFailover) as exc:
+            log.warning("failover %s of %s stays proposed: %s", f.id, f.group, exc)
+            return
+        await self._drive(approved, state)
 
     async def _preempt(self, p: engine.Preempt, now: float) -> None:
         """Cancels a scheduled switchover so the next pass can propose a failover."""
@@ -160,30 +210,34 @@ class Coordinator:
             "veto",
             f"pre-failover hook vetoed automatic approval: "
             f"{result.describe()}; output: {result.output_tail[-500:]}",
+            vetoed=True,
         )
         return False
 
     async def _drive(self, f: Failover, state: ClusterState) -> None:
-        if f.state in (FailoverState.PROPOSED, FailoverState.FENCE_FAILED):
+        if f.state is FailoverState.PROPOSED:
             return
         new, actions = await self._ledger.advance(
-            f, state, fence_configured=self._config.fence_for(f.from_host) is not None
+            f, state, fence_configured=self._config.fence_for(f.fence_host) is not None
         )
-        if f.fence_started and new.state is FailoverState.FENCING and f.id not in self._fencing:
+        running = new.fence_key(new.fence_host) in self._fencing
+        if new.fence_started and new.state in _FENCING_STATES and not running:
             # A fence started before a controller restart (no outcome yet, or the step
             # would have moved on): fencing off is idempotent.
-            actions = [*actions, RunFence(f.from_host)]
+            actions = [*actions, RunFence(new.fence_host)]
         self._run_side_effects(new, actions)
         if new is f:
             self._ledger.offer_again(f)
 
     def _run_side_effects(self, f: Failover, actions: list[machine.Action]) -> None:
         for action in actions:
-            if isinstance(action, RunFence) and f.id not in self._fencing:
-                self._fencing.add(f.id)
-                task = asyncio.create_task(self._fence(f, action.host), name=f"fence-{f.id}")
-                self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
+            if not isinstance(action, RunFence) or f.fence_key(action.host) in self._fencing:
+                continue
+            key = f.fence_key(action.host)
+            self._fencing.add(key)
+            task = asyncio.create_task(self._fence(f, action.host), name=f"fence-{key}")
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
 
     async def _fence(self, f: Failover, host: str) -> None:
         settings = self._config.fence_for(host)
@@ -196,5 +250,5 @@ class Coordinator:
                 ok, detail = result.ok, result.describe()
             await self._ledger.record_fence(f, host, ok, detail)
         finally:
-            self._fencing.discard(f.id)
+            self._fencing.discard(f.fence_key(host))
         self.wake()

@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from controller.api.auditlog import AuditLog
 from controller.api.identity import SYSTEM, Caller
 from controller.config import ControllerConfig
-from controller.failover import machine
+from controller.failover import engine, machine
 from controller.failover.commandhub import CommandHub
 from controller.failover.machine import (
     Action,
@@ -32,16 +32,19 @@ from controller.failover.machine import (
     SetPrimary,
     Timeouts,
 )
-from controller.failover.model import ClusterState, FailoverState
+from controller.failover.model import Candidate, ClusterState, FailoverState, Policy
 from controller.store.dbthread import DbThread
 from controller.store.interface import FailoverCommit, Store
 from hangwatch import pbtime
-from hangwatch.errors import Invalid, NotFound, TransitionRefused
+from hangwatch.errors import Invalid, NotFound, PolicyHold, TransitionRefused
 from hangwatch.ids import is_ulid
 from hangwatch.messages import enum_label
 from hangwatch.v1 import types_pb2 as pb
 
 log = logging.getLogger(__name__)
+
+# A check run in a step's transaction (see FailoverCommit.guard).
+Guard = Callable[[Sequence[Failover]], str]
 
 
 def timeouts(config: ControllerConfig) -> Timeouts:
@@ -52,6 +55,7 @@ def timeouts(config: ControllerConfig) -> Timeouts:
         fence=max((f.timeout_seconds for f in config.fencing), default=60.0) + 5.0,
         promote=fo.promote_timeout_seconds,
         anti_flap=fo.anti_flap_seconds,
+        frozen_demote=fo.frozen_demote_timeout_seconds,
     )
 
 
@@ -62,9 +66,9 @@ class Ledger:
         self._hub = hub
         self._audit_log = AuditLog(store, db)
         self.timeouts = timeouts
-        self._listeners: list[Callable[[Failover], None]] = []
+        self._listeners: list[Callable[[Failover | None], None]] = []
 
-    def listen(self, listener: Callable[[Failover], None]) -> None:
+    def listen(self, listener: Callable[[Failover | None], None]) -> None:
         """Calls `listener` with the record after every committed change (the coordinator's
         wake-up, the failover events); it must not block."""
         self._listeners.append(listener)
@@ -88,15 +92,49 @@ class Ledger:
         return f
 
     async def approve(
-        self, f: Failover, who: Caller, *, auto: bool = False, two_person: bool = False
+        self,
+        f: Failover,
+        who: Caller,
+        *,
+        auto: bool = False,
+        two_person: bool = False,
+        policy: Policy | None = None,
+        groups: int = 0,
     ) -> Failover:
         """`auto`: approved by policy, not by `who` in person (the two-person rule is a
-        person's)."""
+        person's). With `policy`, its storm limits (over `groups` groups) are checked
+        against what is approved already in the approval's own transaction; PolicyHold
+        when they no longer allow it."""
+        guard = None if policy is None else _storm_guard(policy, groups)
         return await self._decide(
             f,
             who,
             "approve",
             lambda now: (machine.approve(f, who.name, now, auto=auto, two_person=two_person), []),
+            guard,
+        )
+
+    async def retarget(
+        self,
+        f: Failover,
+        who: Caller,
+        to_host: str,
+        reason: str,
+        candidates: tuple[Candidate, ...],
+        forced: bool = False,
+    ) -> Failover:
+        """Points an open proposal at another member, with the ranking that chose it."""
+        action = "retarget (forced)" if forced else "retarget"
+        return await self._decide(
+            f,
+            who,
+            action,
+            lambda now: (
+                machine.retarget(
+                    f, who.name, to_host, reason, now, candidates=candidates, forced=forced
+                ),
+                [],
+            ),
         )
 
     async def reject(self, f: Failover, who: Caller, reason: str) -> Failover:
@@ -122,15 +160,20 @@ class Ledger:
             ),
         )
 
-    async def switchover(self, f: Failover, who: Caller) -> Failover:
+    async def switchover(self, f: Failover, who: Caller, *, two_person: bool = False) -> Failover:
         """Stores a planned move and approves it at once, in the name of whoever asked for
-        it (a planned move demotes the old primary first)."""
+        it (a planned move demotes the old primary first); under the two-person rule it
+        waits PROPOSED for another person's approval."""
         await self.propose(f, who)
+        if two_person:
+            return f
         return await self.approve(f, who)
 
-    async def note(self, f: Failover, who: Caller, action: str, detail: str) -> Failover:
+    async def note(
+        self, f: Failover, who: Caller, action: str, detail: str, **changes: object
+    ) -> Failover:
         """Adds a step within the current state (a veto, for example)."""
-        new = machine.note(f, time.time(), who.name, detail)
+        new = machine.note(f, time.time(), who.name, detail, **changes)
         await self._commit(new, _audit_entry(who, action, new))
         return new
 
@@ -144,6 +187,7 @@ class Ledger:
         caller carries out."""
         results, fenced = await self._db.run(self._outcomes, f)
         group = next((g for g in state.groups if g.name == f.group), None)
+        host = f.fence_host
         new, actions = machine.advance(
             f,
             state.now,
@@ -153,6 +197,7 @@ class Ledger:
             fence_result=CommandOutcome(*fenced) if fenced else None,
             fence_configured=fence_configured,
             timeouts=self.timeouts,
+            frozen=engine.frozen(state, f.group, host),
         )
         if new is not f:
             step = f"failover {new.state.value.lower()}"
@@ -163,16 +208,40 @@ class Ledger:
         """Offers the step's command again to a connected stream that may have missed it
         (a push skipped by a cancelled request); a stream that has it ignores the id."""
         if f.state is FailoverState.FENCING and not f.fence_started:
-            send = SendCommand(f.from_host, "demote", f.demote_id, f.epoch, "standby")
+            send = SendCommand(f.from_host, "demote", f.demote_id, f.epoch, "standby", f.deadline)
+        elif f.state is FailoverState.RECALLING and not f.fence_started:
+            send = SendCommand(f.to_host, "demote", f.recall_id, f.epoch, "standby", f.deadline)
         elif f.state is FailoverState.PROMOTING:
-            send = SendCommand(f.to_host, "promote", f.promote_id, f.epoch, "primary")
+            send = SendCommand(f.to_host, "promote", f.promote_id, f.epoch, "primary", f.deadline)
         else:
             return
         self._hub.push(send.host, [self._command(f, send)])
 
+    async def ack(self, group: str, who: Caller, reason: str) -> None:
+        """Ends the group's anti-flap block: a proposal it held goes ahead on the next
+        pass, unless something else holds it."""
+        await self._db.run(self._store.set_auto_blocked_until, group, None)
+        await self._audit_log.append(who, "ack", group, f"anti-flap block ended: {reason}")
+        self._notify(None)
+
+    async def raise_epoch(self, group: str, epoch: int, host: str, was: int) -> bool:
+        """Catches the group's epoch up with one its member `host` reports having seen
+        (this controller's store was lost or restored); audited as the system."""
+        detail = (
+            f"epoch {was} -> {epoch}: {host} has seen epoch {epoch} of {group}; the "
+            f"controller's record was behind (store lost or restored?)"
+        )
+        audit = (SYSTEM.name, SYSTEM.role, "raise epoch", detail)
+        raised = await self._db.run(self._store.raise_group_epoch, group, epoch, audit, time.time())
+        if raised:
+            log.warning("group %s: %s", group, detail)
+            self._notify(None)
+        return raised
+
     async def record_fence(self, f: Failover, host: str, ok: bool, detail: str) -> None:
         """Keeps a fence agent's outcome (the next step reads it) and audits it."""
-        await self._db.run(self._store.record_fence_result, f.id, ok, detail, time.time())
+        key = f.fence_key(host)
+        await self._db.run(self._store.record_fence_result, key, ok, detail, time.time())
         outcome = "succeeded" if ok else "failed"
         await self._audit_log.append(SYSTEM, "fence", host, f"{f.id}: {outcome}: {detail}", ok)
 
@@ -184,14 +253,16 @@ class Ledger:
         who: Caller,
         action: str,
         decide: Callable[[float], tuple[Failover, Sequence[Action]]],
+        guard: Guard | None = None,
     ) -> Failover:
-        """Commits what the state machine makes of a decision, or audits its refusal."""
+        """Commits what the state machine makes of a decision, or audits its refusal (the
+        machine's, or the guard's in the commit)."""
         try:
             new, actions = decide(time.time())
-        except TransitionRefused as exc:
+            await self._commit(new, _audit_entry(who, action, new), actions, guard)
+        except (TransitionRefused, PolicyHold) as exc:
             await self._audit_log.refused(who, action, f.group, exc)
             raise
-        await self._commit(new, _audit_entry(who, action, new), actions)
         return new
 
     async def _commit(
@@ -199,8 +270,9 @@ class Ledger:
         f: Failover,
         audit: tuple[str, str, str, str],
         actions: Sequence[Action] = (),
+        guard: Guard | None = None,
     ) -> None:
-        change = FailoverCommit(f, audit=audit)
+        change = FailoverCommit(f, audit=audit, guard=guard)
         commands: list[tuple[str, pb.Command]] = []
         for action in actions:
             if isinstance(action, SetEpoch):
@@ -227,19 +299,26 @@ class Ledger:
         )
         for host, command in commands:
             self._hub.push(host, [command])
+        self._notify(f)
+
+    def _notify(self, f: Failover | None) -> None:
+        """Tells the listeners of a committed record, or (None) of a change to a group."""
         for listener in self._listeners:
             listener(f)
 
     def _command(self, f: Failover, send: SendCommand) -> pb.Command:
-        timeout = self.timeouts.demote if send.action == "demote" else self.timeouts.promote
+        now = time.time()
+        default = self.timeouts.demote if send.action == "demote" else self.timeouts.promote
+        deadline = send.deadline if send.deadline is not None else now + default
         return pb.Command(
             id=send.command_id,
             group=f.group,
             epoch=send.epoch,
             action=pb.ACTION_DEMOTE if send.action == "demote" else pb.ACTION_PROMOTE,
             reason=f.reason[:1000],
-            timeout=pbtime.duration(timeout),
-            issued_at=pbtime.timestamp(time.time()),
+            timeout=pbtime.duration(max(0.0, deadline - now)),
+            issued_at=pbtime.timestamp(now),
+            deadline=pbtime.timestamp(deadline),
             failover_id=f.id,
             role=send.role,
         )
@@ -247,13 +326,28 @@ class Ledger:
     def _outcomes(self, f: Failover) -> tuple[dict[str, pb.CommandResult], tuple[bool, str] | None]:
         """The failover's command results and fence outcome so far (store thread)."""
         return (
-            self._store.command_results([f.demote_id, f.promote_id]),
-            self._store.fence_result(f.id),
+            self._store.command_results([f.demote_id, f.promote_id, f.recall_id]),
+            self._store.fence_result(f.fence_key(f.fence_host)),
         )
+
+
+def _storm_guard(policy: Policy, groups: int) -> Guard:
+    """The storm limits, checked in the approval's transaction against the failovers
+    stored by then (a person's approval or another pass may have come first)."""
+
+    def guard(stored: Sequence[Failover]) -> str:
+        now = time.time()
+        return "; ".join(engine.storm_holds([f.view(now) for f in stored], groups, now, policy))
+
+    return guard
 
 
 def _audit_entry(who: Caller, action: str, f: Failover) -> tuple[str, str, str, str]:
     return who.name, who.role, action, f"{f.id}: {f.steps[-1].detail}"
+
+
+# Answers that say the agent refused a command: its hook never ran.
+_NOT_RUN = (pb.COMMAND_STATUS_STALE_EPOCH, pb.COMMAND_STATUS_EXPIRED, pb.COMMAND_STATUS_NO_HOOK)
 
 
 def _outcome(result: pb.CommandResult) -> CommandOutcome:
@@ -261,4 +355,4 @@ def _outcome(result: pb.CommandResult) -> CommandOutcome:
     status = enum_label(pb.CommandStatus, result.status)
     tail = result.output_tail.strip().splitlines()[-1:] or [""]
     detail = f"{status} (exit {result.exit_code})" + (f": {tail[0][:200]}" if tail[0] else "")
-    return CommandOutcome(ok, detail)
+    return CommandOutcome(ok, detail, ran=result.status not in _NOT_RUN)

@@ -20,6 +20,7 @@ class FailoverState(enum.Enum):
     CANCELLED = "CANCELLED"
     FENCE_FAILED = "FENCE_FAILED"
     FAILED = "FAILED"
+    RECALLING = "RECALLING"
 
     @property
     def active(self) -> bool:
@@ -67,6 +68,11 @@ class HostView:
     # Open advisory drafts that suspect this host's kernel: it stays eligible, but
     # ranks after members on another kernel or filesystem until a person decides.
     suspected: tuple[str, ...] = ()
+    # False when its last heartbeat came before this controller started: what it says
+    # of the host's health may be out of date.
+    heard_since_start: bool = True
+    # The highest epoch the host's agent has seen per group.
+    epochs: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -79,6 +85,8 @@ class GroupView:
     epoch: int
     auto_blocked_until: float | None = None
     maintenance: bool = False
+    # What to do with an old primary that cannot demote (config: frozen_primary).
+    frozen_primary: str = "fence"
 
 
 @dataclass(frozen=True)
@@ -90,6 +98,10 @@ class FailoverView:
     auto: bool = False
     # An approved switchover waiting for its scheduled time (--at): not yet running.
     waiting: bool = False
+    trigger: Trigger | None = None
+    to_host: str = ""
+    # The pre-failover hook vetoed its automatic approval: a person decides.
+    vetoed: bool = False
 
 
 @dataclass(frozen=True)
@@ -101,6 +113,9 @@ class ClusterState:
     automation: bool = True
     cluster_maintenance: bool = False
     policy: Policy = field(default_factory=Policy)
+    # The controller started recently and agents may still be reconnecting: until then
+    # no failover on liveness, or on health reported before the start.
+    settling_until: float = 0.0
 
 
 @dataclass(frozen=True)

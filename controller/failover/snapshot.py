@@ -14,14 +14,12 @@ from controller.failover.liveness import liveness
 from controller.failover.machine import Failover
 from controller.failover.model import (
     ClusterState,
-    FailoverState,
-    FailoverView,
     GroupView,
     HostView,
     Policy,
 )
 from controller.store.dbthread import DbThread
-from controller.store.interface import Store
+from controller.store.interface import POLICY_FAILOVERS, Store
 from hangwatch import pbtime
 from hangwatch.messages import enum_label
 from hangwatch.v1 import types_pb2 as pb
@@ -56,13 +54,19 @@ class Snapshots:
         config: ControllerConfig,
         advisories: AdvisoryLookup = _no_advisories,
         suspicions: AdvisoryLookup = _no_advisories,
+        *,
+        started_at: float | None = None,
     ) -> None:
+        """`started_at`: when this controller started (now by default); heartbeats stored
+        before it say nothing of a host's liveness now."""
         self._store = store
         self._db = db
         self._config = config
         self._advisories = advisories
         self._suspicions = suspicions
         self.policy = policy(config)
+        self.started_at = time.time() if started_at is None else started_at
+        self.settling_until = self.started_at + config.liveness.reconnect_grace_seconds
 
     async def cluster(self) -> ClusterState:
         """The cluster now (from any task)."""
@@ -79,13 +83,15 @@ class Snapshots:
         for record in store.list_hosts():
             hb = record.last_heartbeat
             mounts = hb.mounts if hb else []
-            age = None if record.last_heartbeat_at is None else now - record.last_heartbeat_at
+            heard = record.last_heartbeat_at
+            age = None if heard is None else now - heard
             hosts[record.host_id] = HostView(
                 host_id=record.host_id,
                 liveness=enum_label(
                     pb.Liveness,
                     liveness(
-                        record.last_heartbeat_at,
+                        # Silence during the controller's own outage is not the host's.
+                        None if heard is None else max(heard, self.started_at),
                         now,
                         live.stale_after_seconds,
                         live.unreachable_after_seconds,
@@ -103,6 +109,8 @@ class Snapshots:
                 suspected=self._suspicions(
                     record.registration.inventory, list(record.registration.mounts)
                 ),
+                heard_since_start=heard is not None and heard >= self.started_at,
+                epochs=dict(hb.epochs) if hb else {},
             )
         rows = store.groups()
         groups = tuple(
@@ -115,30 +123,20 @@ class Snapshots:
                 epoch=rows[g.name].epoch,
                 auto_blocked_until=rows[g.name].auto_blocked_until,
                 maintenance=g.name in groups_in_maintenance,
+                frozen_primary=g.frozen_primary,
             )
             for g in self._config.groups
             if g.name in rows
         )
-        recent = store.list_failovers(limit=RECENT_LIMIT)
+        recent = store.list_failovers(limit=POLICY_FAILOVERS)
         state = ClusterState(
             now=now,
             groups=groups,
             hosts=hosts,
-            failovers=tuple(
-                FailoverView(
-                    f.id,
-                    f.group,
-                    f.state,
-                    f.created_at,
-                    f.auto,
-                    waiting=f.state is FailoverState.APPROVED
-                    and f.not_before is not None
-                    and f.not_before > now,
-                )
-                for f in recent
-            ),
+            failovers=tuple(f.view(now) for f in recent),
             automation=store.get_setting("automation", "on") == "on",
             cluster_maintenance=any(w.scope == "cluster" for w in windows),
             policy=self.policy,
+            settling_until=self.settling_until,
         )
         return state, [f for f in recent if f.state.active]

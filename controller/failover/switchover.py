@@ -8,7 +8,7 @@ import time
 
 from controller.failover import engine, machine
 from controller.failover.machine import Failover
-from controller.failover.model import ClusterState, GroupView, Trigger
+from controller.failover.model import Candidate, ClusterState, GroupView, Trigger
 from controller.failover.suspicion import ranking_note
 from hangwatch.errors import Invalid, ProposalRefused
 from hangwatch.ids import new_ulid
@@ -24,23 +24,15 @@ def find_group(state: ClusterState, name: str) -> GroupView:
     return group
 
 
-def plan_failover(
-    state: ClusterState,
-    group_name: str,
-    to_host: str,
-    reason: str,
-    force: bool,
-    trigger: Trigger,
-    actor: str,
-) -> Failover:
-    """A PROPOSED failover of `group_name`, with every member's ranking and reasons.
+def choose_target(
+    state: ClusterState, group: GroupView, to_host: str, force: bool
+) -> tuple[Candidate, tuple[Candidate, ...]]:
+    """The member a failover of `group` goes to (`to_host`, or the best eligible one) and
+    the ranking of every member, with why each other one was passed over.
 
-    Raises `Invalid` for a bad request and `ProposalRefused` when no eligible
-    target exists (an at-risk or otherwise ineligible one needs `force`).
+    Raises `Invalid` for a bad `to_host` and `ProposalRefused` when the target is not
+    eligible (an at-risk or otherwise ineligible one needs `force`).
     """
-    group = find_group(state, group_name)
-    if any(f.group == group.name and f.state.active for f in state.failovers):
-        raise ProposalRefused(f"a failover of {group.name} is already open")
     if to_host and to_host not in group.members:
         raise Invalid("to_host", f"{to_host[:80]!r} is not a member of {group.name}")
     if to_host == group.primary:
@@ -63,6 +55,27 @@ def plan_failover(
             f"no eligible target for {group.name} ({why}); name one with "
             "--to HOST --force to override"
         )
+    return chosen, ranked
+
+
+def plan_failover(
+    state: ClusterState,
+    group_name: str,
+    to_host: str,
+    reason: str,
+    force: bool,
+    trigger: Trigger,
+    actor: str,
+) -> Failover:
+    """A PROPOSED failover of `group_name`, with every member's ranking and reasons.
+
+    Raises `Invalid` for a bad request and `ProposalRefused` when no eligible
+    target exists (an at-risk or otherwise ineligible one needs `force`).
+    """
+    group = find_group(state, group_name)
+    if any(f.group == group.name and f.state.active for f in state.failovers):
+        raise ProposalRefused(f"a failover of {group.name} is already open")
+    chosen, ranked = choose_target(state, group, to_host, force)
     now = time.time()
     forced = force and bool(chosen.reasons)
     detail = f"proposed by {actor}: {reason}" + (

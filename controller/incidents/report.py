@@ -40,6 +40,7 @@ STEP_WORDS = {
     "CANCELLED": "failover cancelled",
     "FENCE_FAILED": "{src} could not be fenced automatically; waiting for an operator",
     "FAILED": "failover failed",
+    "RECALLING": "{dst} did not confirm its promote; it is taken out of service again",
 }
 
 
@@ -68,7 +69,8 @@ def timeline(
     for f in failovers:
         ids.add(f.id)
         for step in f.steps:
-            text = STEP_WORDS[step.state.value].format(src=f.from_host, dst=f.to_host or "?")
+            src = f.to_host if step.state.value == "FENCE_FAILED" and f.recalling else f.from_host
+            text = STEP_WORDS[step.state.value].format(src=src, dst=f.to_host or "?")
             entries.append(
                 Entry(
                     step.at,

@@ -159,9 +159,11 @@ class IncidentTracker:
 
     # What the ledger tells.
 
-    def committed(self, f: Failover) -> None:
-        """The ledger's listener: called after each commit, never blocks."""
-        self._committed.put_nowait(f)
+    def committed(self, f: Failover | None) -> None:
+        """The ledger's listener: called after each commit, never blocks (a group change
+        without a failover record says nothing to people)."""
+        if f is not None:
+            self._committed.put_nowait(f)
 
     async def run(self) -> None:
         """Says again what recent records imply, then announces each committed record."""

@@ -6,9 +6,12 @@ holds at that moment; the wording of each refusal is the same whichever store sa
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from controller.failover.machine import Failover
 from controller.failover.model import FailoverState
-from hangwatch.errors import GroupBusy, StaleFailover
+from controller.store.interface import FailoverCommit
+from hangwatch.errors import GroupBusy, PolicyHold, StaleFailover
 
 
 def check_open(f: Failover, open_id: str | None) -> None:
@@ -33,3 +36,14 @@ def check_step(f: Failover, before: Failover | None) -> None:
 def epoch_taken(group: str, epoch: int) -> StaleFailover:
     """An epoch is taken once, by one failover: the refusal of a second taker."""
     return StaleFailover(f"epoch {epoch} of {group} is no longer the next one")
+
+
+def check_guard(change: FailoverCommit, recent: Callable[[], list[Failover]]) -> None:
+    """Policy checked again inside the approval's own transaction, against the failovers
+    committed by then (`recent`, newest first), so approvals in one pass, or by two
+    controllers, cannot together exceed the storm limits."""
+    if change.guard is None:
+        return
+    held = change.guard(recent())
+    if held:
+        raise PolicyHold(f"failover {change.failover.id} not approved automatically: {held}")

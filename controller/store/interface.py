@@ -7,7 +7,7 @@ above this layer knows which one it talks to.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -45,6 +45,10 @@ class GroupRow:
     auto_blocked_until: float | None
 
 
+# How many of the newest failovers policy looks at (the storm limits' window).
+POLICY_FAILOVERS = 200
+
+
 @dataclass(frozen=True)
 class FailoverCommit:
     """Everything one failover step changes, written in one transaction."""
@@ -58,6 +62,9 @@ class FailoverCommit:
     commands: tuple[tuple[str, pb.Command], ...] = ()
     # (actor, role, action, detail) of the audit entry the step writes.
     audit: tuple[str, str, str, str] | None = None
+    # Called in the transaction with the newest POLICY_FAILOVERS stored failovers
+    # (before this step); a non-empty answer refuses the step (PolicyHold).
+    guard: Callable[[Sequence[Failover]], str] | None = None
 
 
 @dataclass(frozen=True)
@@ -162,6 +169,12 @@ class Store(Protocol):
     def groups(self) -> dict[str, GroupRow]: ...
 
     def set_auto_blocked_until(self, group: str, until: float | None) -> None: ...
+
+    def raise_group_epoch(
+        self, group: str, epoch: int, audit: tuple[str, str, str, str], now: float
+    ) -> bool:
+        """Sets the group's epoch to `epoch` if it is lower, with its audit entry (actor,
+        role, action, detail), in one transaction; False when it was not lower."""
 
     def commit_failover(self, change: FailoverCommit, now: float) -> None:
         """Writes a failover step and everything it changes in one transaction."""

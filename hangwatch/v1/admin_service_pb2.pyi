@@ -63,6 +63,10 @@ class _FailoverStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Failove
     FAILOVER_STATE_CANCELLED: _FailoverState.ValueType  # 7
     FAILOVER_STATE_FENCE_FAILED: _FailoverState.ValueType  # 8
     FAILOVER_STATE_FAILED: _FailoverState.ValueType  # 9
+    FAILOVER_STATE_RECALLING: _FailoverState.ValueType  # 10
+    """The promote failed or timed out: the target may be serving, and is demoted
+    (or fenced) before the failover ends.
+    """
 
 class FailoverState(_FailoverState, metaclass=_FailoverStateEnumTypeWrapper): ...
 
@@ -76,6 +80,10 @@ FAILOVER_STATE_REJECTED: FailoverState.ValueType  # 6
 FAILOVER_STATE_CANCELLED: FailoverState.ValueType  # 7
 FAILOVER_STATE_FENCE_FAILED: FailoverState.ValueType  # 8
 FAILOVER_STATE_FAILED: FailoverState.ValueType  # 9
+FAILOVER_STATE_RECALLING: FailoverState.ValueType  # 10
+"""The promote failed or timed out: the target may be serving, and is demoted
+(or fenced) before the failover ends.
+"""
 Global___FailoverState: _TypeAlias = FailoverState  # noqa: Y015
 
 class _FailoverTrigger:
@@ -760,17 +768,28 @@ class ApproveFailoverRequest(_message.Message):
 
     ID_FIELD_NUMBER: _builtins.int
     REASON_FIELD_NUMBER: _builtins.int
+    TO_HOST_FIELD_NUMBER: _builtins.int
+    FORCE_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     reason: _builtins.str
+    """Required with to_host: why the target changes (audited)."""
+    to_host: _builtins.str
+    """Retargets the open proposal to this member before approving it; it keeps its id
+    and its incident.
+    """
+    force: _builtins.bool
+    """Allows an ineligible to_host (at risk, unhealthy, unreachable): audited."""
     def __init__(
         self,
         *,
         id: _builtins.str = ...,
         reason: _builtins.str = ...,
+        to_host: _builtins.str = ...,
+        force: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id", "reason", b"reason"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["force", b"force", "id", b"id", "reason", b"reason", "to_host", b"to_host"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -28,7 +28,7 @@ from hangwatch.v1 import options_pb2 as hangwatch_dot_v1_dot_options__pb2
 from hangwatch.v1 import types_pb2 as hangwatch_dot_v1_dot_types__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n hangwatch/v1/agent_service.proto\x12\x0changwatch.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1ahangwatch/v1/options.proto\x1a\x18hangwatch/v1/types.proto\"\xea\x01\n\x0fRegisterRequest\x12\x15\n\x07host_id\x18\x01 \x01(\tB\x04\xa0\xbb\x18\x01\x12\x15\n\x07\x62oot_id\x18\x02 \x01(\tB\x04\xa0\xbb\x18\x01\x12\x1b\n\ragent_version\x18\x03 \x01(\tB\x04\xa0\xbb\x18\x01\x12#\n\x06mounts\x18\x04 \x03(\x0b\x32\x13.hangwatch.v1.Mount\x12*\n\tinventory\x18\x05 \x01(\x0b\x32\x17.hangwatch.v1.Inventory\x12\x34\n\x10\x61gent_started_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.TimestampJ\x05\x08\x64\x10\xc8\x01\"\x98\x01\n\x10RegisterResponse\x12\x35\n\x12heartbeat_interval\x18\x01 \x01(\x0b\x32\x19.google.protobuf.Duration\x12/\n\x0bserver_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x15\n\rlast_host_seq\x18\x03 \x01(\x04J\x05\x08\x64\x10\xc8\x01\"\xe1\x01\n\x10HeartbeatRequest\x12\x15\n\x07host_id\x18\x01 \x01(\tB\x04\xa0\xbb\x18\x01\x12\x15\n\x07\x62oot_id\x18\x02 \x01(\tB\x04\xa0\xbb\x18\x01\x12)\n\x06mounts\x18\x03 \x03(\x0b\x32\x19.hangwatch.v1.MountHealth\x12+\n\x07sources\x18\x04 \x03(\x0b\x32\x1a.hangwatch.v1.SourceHealth\x12\x13\n\x0bspool_depth\x18\x05 \x01(\x04\x12+\n\x07sent_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.TimestampJ\x05\x08\x64\x10\xc8\x01\"2\n\x11HeartbeatResponse\x12\x16\n\x0eregister_again\x18\x01 \x01(\x08J\x05\x08\x64\x10\xc8\x01\"X\n\x13ReportEventsRequest\x12\x15\n\x07host_id\x18\x01 \x01(\tB\x04\xa0\xbb\x18\x01\x12#\n\x06\x65vents\x18\x02 \x03(\x0b\x32\x13.hangwatch.v1.EventJ\x05\x08\x64\x10\xc8\x01\"0\n\x14ReportEventsResponse\x12\x11\n\tacked_ids\x18\x01 \x03(\tJ\x05\x08\x64\x10\xc8\x01\"/\n\x0f\x43ommandsRequest\x12\x15\n\x07host_id\x18\x01 \x01(\tB\x04\xa0\xbb\x18\x01J\x05\x08\x64\x10\xc8\x01\"P\n\x1aReportCommandResultRequest\x12+\n\x06result\x18\x01 \x01(\x0b\x32\x1b.hangwatch.v1.CommandResultJ\x05\x08\x64\x10\xc8\x01\"$\n\x1bReportCommandResultResponseJ\x05\x08\x64\x10\xc8\x01\x32\xae\x03\n\x0c\x41gentService\x12I\n\x08Register\x12\x1d.hangwatch.v1.RegisterRequest\x1a\x1e.hangwatch.v1.RegisterResponse\x12L\n\tHeartbeat\x12\x1e.hangwatch.v1.HeartbeatRequest\x1a\x1f.hangwatch.v1.HeartbeatResponse\x12U\n\x0cReportEvents\x12!.hangwatch.v1.ReportEventsRequest\x1a\".hangwatch.v1.ReportEventsResponse\x12\x42\n\x08\x43ommands\x12\x1d.hangwatch.v1.CommandsRequest\x1a\x15.hangwatch.v1.Command0\x01\x12j\n\x13ReportCommandResult\x12(.hangwatch.v1.ReportCommandResultRequest\x1a).hangwatch.v1.ReportCommandResultResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n hangwatch/v1/agent_service.proto\x12\x0changwatch.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1ahangwatch/v1/options.proto\x1a\x18hangwatch/v1/types.proto\"\xea\x01\n\x0fRegisterRequest\x12\x15\n\x07host_id\x18\x01 \x01(\tB\x04\xa0\xbb\x18\x01\x12\x15\n\x07\x62oot_id\x18\x02 \x01(\tB\x04\xa0\xbb\x18\x01\x12\x1b\n\ragent_version\x18\x03 \x01(\tB\x04\xa0\xbb\x18\x01\x12#\n\x06mounts\x18\x04 \x03(\x0b\x32\x13.hangwatch.v1.Mount\x12*\n\tinventory\x18\x05 \x01(\x0b\x32\x17.hangwatch.v1.Inventory\x12\x34\n\x10\x61gent_started_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.TimestampJ\x05\x08\x64\x10\xc8\x01\"\x98\x01\n\x10RegisterResponse\x12\x35\n\x12heartbeat_interval\x18\x01 \x01(\x0b\x32\x19.google.protobuf.Duration\x12/\n\x0bserver_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x15\n\rlast_host_seq\x18\x03 \x01(\x04J\x05\x08\x64\x10\xc8\x01\"\xcc\x02\n\x10HeartbeatRequest\x12\x15\n\x07host_id\x18\x01 \x01(\tB\x04\xa0\xbb\x18\x01\x12\x15\n\x07\x62oot_id\x18\x02 \x01(\tB\x04\xa0\xbb\x18\x01\x12)\n\x06mounts\x18\x03 \x03(\x0b\x32\x19.hangwatch.v1.MountHealth\x12+\n\x07sources\x18\x04 \x03(\x0b\x32\x1a.hangwatch.v1.SourceHealth\x12\x13\n\x0bspool_depth\x18\x05 \x01(\x04\x12+\n\x07sent_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12:\n\x06\x65pochs\x18\x07 \x03(\x0b\x32*.hangwatch.v1.HeartbeatRequest.EpochsEntry\x1a-\n\x0b\x45pochsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x04:\x02\x38\x01J\x05\x08\x64\x10\xc8\x01\"2\n\x11HeartbeatResponse\x12\x16\n\x0eregister_again\x18\x01 \x01(\x08J\x05\x08\x64\x10\xc8\x01\"X\n\x13ReportEventsRequest\x12\x15\n\x07host_id\x18\x01 \x01(\tB\x04\xa0\xbb\x18\x01\x12#\n\x06\x65vents\x18\x02 \x03(\x0b\x32\x13.hangwatch.v1.EventJ\x05\x08\x64\x10\xc8\x01\"0\n\x14ReportEventsResponse\x12\x11\n\tacked_ids\x18\x01 \x03(\tJ\x05\x08\x64\x10\xc8\x01\"/\n\x0f\x43ommandsRequest\x12\x15\n\x07host_id\x18\x01 \x01(\tB\x04\xa0\xbb\x18\x01J\x05\x08\x64\x10\xc8\x01\"P\n\x1aReportCommandResultRequest\x12+\n\x06result\x18\x01 \x01(\x0b\x32\x1b.hangwatch.v1.CommandResultJ\x05\x08\x64\x10\xc8\x01\"$\n\x1bReportCommandResultResponseJ\x05\x08\x64\x10\xc8\x01\x32\xae\x03\n\x0c\x41gentService\x12I\n\x08Register\x12\x1d.hangwatch.v1.RegisterRequest\x1a\x1e.hangwatch.v1.RegisterResponse\x12L\n\tHeartbeat\x12\x1e.hangwatch.v1.HeartbeatRequest\x1a\x1f.hangwatch.v1.HeartbeatResponse\x12U\n\x0cReportEvents\x12!.hangwatch.v1.ReportEventsRequest\x1a\".hangwatch.v1.ReportEventsResponse\x12\x42\n\x08\x43ommands\x12\x1d.hangwatch.v1.CommandsRequest\x1a\x15.hangwatch.v1.Command0\x01\x12j\n\x13ReportCommandResult\x12(.hangwatch.v1.ReportCommandResultRequest\x1a).hangwatch.v1.ReportCommandResultResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -41,6 +41,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_REGISTERREQUEST'].fields_by_name['boot_id']._serialized_options = b'\240\273\030\001'
   _globals['_REGISTERREQUEST'].fields_by_name['agent_version']._loaded_options = None
   _globals['_REGISTERREQUEST'].fields_by_name['agent_version']._serialized_options = b'\240\273\030\001'
+  _globals['_HEARTBEATREQUEST_EPOCHSENTRY']._loaded_options = None
+  _globals['_HEARTBEATREQUEST_EPOCHSENTRY']._serialized_options = b'8\001'
   _globals['_HEARTBEATREQUEST'].fields_by_name['host_id']._loaded_options = None
   _globals['_HEARTBEATREQUEST'].fields_by_name['host_id']._serialized_options = b'\240\273\030\001'
   _globals['_HEARTBEATREQUEST'].fields_by_name['boot_id']._loaded_options = None
@@ -54,19 +56,21 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_REGISTERRESPONSE']._serialized_start=407
   _globals['_REGISTERRESPONSE']._serialized_end=559
   _globals['_HEARTBEATREQUEST']._serialized_start=562
-  _globals['_HEARTBEATREQUEST']._serialized_end=787
-  _globals['_HEARTBEATRESPONSE']._serialized_start=789
-  _globals['_HEARTBEATRESPONSE']._serialized_end=839
-  _globals['_REPORTEVENTSREQUEST']._serialized_start=841
-  _globals['_REPORTEVENTSREQUEST']._serialized_end=929
-  _globals['_REPORTEVENTSRESPONSE']._serialized_start=931
-  _globals['_REPORTEVENTSRESPONSE']._serialized_end=979
-  _globals['_COMMANDSREQUEST']._serialized_start=981
-  _globals['_COMMANDSREQUEST']._serialized_end=1028
-  _globals['_REPORTCOMMANDRESULTREQUEST']._serialized_start=1030
-  _globals['_REPORTCOMMANDRESULTREQUEST']._serialized_end=1110
-  _globals['_REPORTCOMMANDRESULTRESPONSE']._serialized_start=1112
-  _globals['_REPORTCOMMANDRESULTRESPONSE']._serialized_end=1148
-  _globals['_AGENTSERVICE']._serialized_start=1151
-  _globals['_AGENTSERVICE']._serialized_end=1581
+  _globals['_HEARTBEATREQUEST']._serialized_end=894
+  _globals['_HEARTBEATREQUEST_EPOCHSENTRY']._serialized_start=842
+  _globals['_HEARTBEATREQUEST_EPOCHSENTRY']._serialized_end=887
+  _globals['_HEARTBEATRESPONSE']._serialized_start=896
+  _globals['_HEARTBEATRESPONSE']._serialized_end=946
+  _globals['_REPORTEVENTSREQUEST']._serialized_start=948
+  _globals['_REPORTEVENTSREQUEST']._serialized_end=1036
+  _globals['_REPORTEVENTSRESPONSE']._serialized_start=1038
+  _globals['_REPORTEVENTSRESPONSE']._serialized_end=1086
+  _globals['_COMMANDSREQUEST']._serialized_start=1088
+  _globals['_COMMANDSREQUEST']._serialized_end=1135
+  _globals['_REPORTCOMMANDRESULTREQUEST']._serialized_start=1137
+  _globals['_REPORTCOMMANDRESULTREQUEST']._serialized_end=1217
+  _globals['_REPORTCOMMANDRESULTRESPONSE']._serialized_start=1219
+  _globals['_REPORTCOMMANDRESULTRESPONSE']._serialized_end=1255
+  _globals['_AGENTSERVICE']._serialized_start=1258
+  _globals['_AGENTSERVICE']._serialized_end=1688
 # @@protoc_insertion_point(module_scope)

@@ -97,12 +97,33 @@ Global___RegisterResponse: _TypeAlias = RegisterResponse  # noqa: Y015
 class HeartbeatRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
+    @_typing.final
+    class EpochsEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.int
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.int = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
     HOST_ID_FIELD_NUMBER: _builtins.int
     BOOT_ID_FIELD_NUMBER: _builtins.int
     MOUNTS_FIELD_NUMBER: _builtins.int
     SOURCES_FIELD_NUMBER: _builtins.int
     SPOOL_DEPTH_FIELD_NUMBER: _builtins.int
     SENT_AT_FIELD_NUMBER: _builtins.int
+    EPOCHS_FIELD_NUMBER: _builtins.int
     host_id: _builtins.str
     boot_id: _builtins.str
     spool_depth: _builtins.int
@@ -113,6 +134,13 @@ class HeartbeatRequest(_message.Message):
     def sources(self) -> _containers.RepeatedCompositeFieldContainer[_types_pb2.SourceHealth]: ...
     @_builtins.property
     def sent_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def epochs(self) -> _containers.ScalarMap[_builtins.str, _builtins.int]:
+        """The highest epoch this host has seen per group, from its command record (empty
+        while that record cannot be read). A controller whose own epoch for a group is
+        lower (its store was lost or restored) raises it to this.
+        """
+
     def __init__(
         self,
         *,
@@ -122,10 +150,11 @@ class HeartbeatRequest(_message.Message):
         sources: _abc.Iterable[_types_pb2.SourceHealth] | None = ...,
         spool_depth: _builtins.int = ...,
         sent_at: _timestamp_pb2.Timestamp | None = ...,
+        epochs: _abc.Mapping[_builtins.str, _builtins.int] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["sent_at", b"sent_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["boot_id", b"boot_id", "host_id", b"host_id", "mounts", b"mounts", "sent_at", b"sent_at", "sources", b"sources", "spool_depth", b"spool_depth"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["boot_id", b"boot_id", "epochs", b"epochs", "host_id", b"host_id", "mounts", b"mounts", "sent_at", b"sent_at", "sources", b"sources", "spool_depth", b"spool_depth"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

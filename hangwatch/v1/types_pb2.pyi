@@ -127,6 +127,8 @@ class _CommandStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Command
     """refused: epoch older than seen"""
     COMMAND_STATUS_NO_HOOK: _CommandStatus.ValueType  # 5
     """no hook configured for the action"""
+    COMMAND_STATUS_EXPIRED: _CommandStatus.ValueType  # 6
+    """refused: arrived after its deadline"""
 
 class CommandStatus(_CommandStatus, metaclass=_CommandStatusEnumTypeWrapper): ...
 
@@ -140,6 +142,8 @@ COMMAND_STATUS_STALE_EPOCH: CommandStatus.ValueType  # 4
 """refused: epoch older than seen"""
 COMMAND_STATUS_NO_HOOK: CommandStatus.ValueType  # 5
 """no hook configured for the action"""
+COMMAND_STATUS_EXPIRED: CommandStatus.ValueType  # 6
+"""refused: arrived after its deadline"""
 Global___CommandStatus: _TypeAlias = CommandStatus  # noqa: Y015
 
 @_typing.final
@@ -774,6 +778,7 @@ class Command(_message.Message):
     ISSUED_AT_FIELD_NUMBER: _builtins.int
     FAILOVER_ID_FIELD_NUMBER: _builtins.int
     ROLE_FIELD_NUMBER: _builtins.int
+    DEADLINE_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     group: _builtins.str
     epoch: _builtins.int
@@ -789,6 +794,13 @@ class Command(_message.Message):
     def timeout(self) -> _duration_pb2.Duration: ...
     @_builtins.property
     def issued_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def deadline(self) -> _timestamp_pb2.Timestamp:
+        """After this time the command must not start: an agent refuses it (EXPIRED) and
+        stops its hook by then. Agents count from a little before it by their own
+        clock (their tolerated clock difference to the controller).
+        """
+
     def __init__(
         self,
         *,
@@ -801,10 +813,11 @@ class Command(_message.Message):
         issued_at: _timestamp_pb2.Timestamp | None = ...,
         failover_id: _builtins.str = ...,
         role: _builtins.str = ...,
+        deadline: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["issued_at", b"issued_at", "timeout", b"timeout"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["deadline", b"deadline", "issued_at", b"issued_at", "timeout", b"timeout"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "epoch", b"epoch", "failover_id", b"failover_id", "group", b"group", "id", b"id", "issued_at", b"issued_at", "reason", b"reason", "role", b"role", "timeout", b"timeout"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "deadline", b"deadline", "epoch", b"epoch", "failover_id", b"failover_id", "group", b"group", "id", b"id", "issued_at", b"issued_at", "reason", b"reason", "role", b"role", "timeout", b"timeout"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -7,6 +7,7 @@ end-to-end failover against the real controller lives with the controller's test
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -22,7 +23,8 @@ from agent.failover.commands import CommandHandler
 from agent.failover.hooks import hook_environment, run_hook
 from agent.link.channel import ControllerLink
 from agent.link.command_stream import CommandStream
-from hangwatch.executables import DRAIN_GRACE
+from hangwatch import pbtime
+from hangwatch.executables import DRAIN_GRACE, KILL_GRACE
 from hangwatch.grpcopts import server_options
 from hangwatch.v1 import agent_service_pb2 as agent_pb
 from hangwatch.v1 import agent_service_pb2_grpc as agent_grpc
@@ -35,8 +37,8 @@ pytestmark = pytest.mark.timeout(60)
 HOST = "mail2"
 
 
-def script(tmp_path: Path, body: str) -> str:
-    path = tmp_path / "hook"
+def script(tmp_path: Path, body: str, name: str = "hook") -> str:
+    path = tmp_path / name
     path.write_text(f"#!/bin/sh\n{body}\n")
     path.chmod(0o755)
     return str(path)
@@ -241,3 +243,59 @@ def test_a_hook_stuck_in_d_state_is_left_behind(loop_mount: LoopFs, tmp_path: Pa
     assert "(stuck in D state?): left behind as pid" in result.output_tail
     assert len(left) == 1
     psutil.wait_procs(left, timeout=10)  # thawed: the pending SIGKILL lands
+
+
+@pytest.mark.root
+def test_a_hook_stuck_on_a_frozen_mount_ends_at_its_deadline_and_later_commands_run(
+    loop_mount: LoopFs, tmp_path: Path
+) -> None:
+    """A real demote hook that writes to the frozen mount blocks in D state: it is
+    killed at its command's deadline, reported TIMED_OUT and left behind, and the next
+    command of the same group runs while the mount is still frozen. Fails on the old
+    code, which ignored the deadline and gave the hook the configured 60 s."""
+    log = tmp_path / "log"
+    hooks = HookSettings(
+        demote=script(tmp_path, f"echo x > {loop_mount.mount}/demoting; echo demoted >> {log}"),
+        promote=script(tmp_path, f"echo promoted >> {log}", name="promote"),
+        timeout_seconds=60.0,
+        deadline_margin_seconds=0.5,
+    )
+    sent: list[float] = []
+
+    async def two(
+        s: StandIn, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> AsyncIterator[pb.Command]:
+        now = time.time()
+        sent.append(time.monotonic())
+        stuck = demote("f1-demote")
+        stuck.deadline.CopyFrom(pbtime.timestamp(now + 2.5))
+        later = pb.Command(
+            id="f2-promote", group="mail", epoch=4, action=pb.ACTION_PROMOTE, role="primary"
+        )
+        later.deadline.CopyFrom(pbtime.timestamp(now + 30))
+        yield stuck
+        yield later
+        await asyncio.Event().wait()
+
+    stand_in = StandIn([two])
+    left: list[psutil.Process] = []
+
+    async def body() -> None:
+        await until(lambda: len(stand_in.reports) == 2, 20, "both reports")
+        left.extend(
+            p for p in psutil.Process().children(recursive=True) if p.status() == "disk-sleep"
+        )
+
+    with frozen(loop_mount.mount):
+        asyncio.run(with_agent(tmp_path, stand_in, hooks, body))
+        done = time.monotonic()
+        assert log.read_text() == "promoted\n"
+    psutil.wait_procs(left, timeout=10)  # thawed: the pending SIGKILL lands
+    stuck, later = stand_in.reports
+    assert stuck.status == pb.COMMAND_STATUS_TIMED_OUT
+    killed_at = re.search(r"killed at the ([\d.]+)s timeout", stuck.output_tail)
+    assert killed_at and float(killed_at[1]) <= 2.5 - 0.5  # by the deadline, less the margin
+    assert "left behind as pid" in stuck.output_tail
+    assert later.status == pb.COMMAND_STATUS_SUCCEEDED
+    assert done - sent[0] < 2.5 + KILL_GRACE + DRAIN_GRACE + 2.0
+    assert len(left) == 1

@@ -157,3 +157,30 @@ def test_merge_keeps_higher_epochs_and_puts_saved_results_first() -> None:
     assert book.epochs == {"mail": 7, "web": 1, "db": 2}
     assert list(book.results) == ["s1", "both", "m1"]
     assert book.results["both"].epoch == 2
+
+
+def test_a_command_that_arrives_after_its_deadline_is_refused_as_expired() -> None:
+    """A promote delayed in flight (or queued behind a stuck hook) must not start once
+    the controller counted it as failed. Fails on the old code, which ran a command
+    whenever it arrived."""
+    book = CommandBook(HOST, margin=1.0)
+    late = command("f1-promote", 3, action=pb.ACTION_PROMOTE)
+    late.deadline.FromSeconds(int(NOW) - 2)
+    verdict, result = book.decide(late, NOW)
+    assert verdict is Verdict.REFUSED and result is not None
+    assert result.status == pb.COMMAND_STATUS_EXPIRED
+    assert "expired: +2.0s past its deadline by this host's clock" in result.output_tail
+    assert book.epochs == {}  # refused: it changes nothing
+    assert book.decide(late, NOW + 60) == (Verdict.ANSWERED, result)
+
+
+def test_the_deadline_counts_from_the_margin_before_it_by_this_hosts_clock() -> None:
+    book = CommandBook(HOST, margin=1.0)
+    within_margin = command("f1-demote", 3)
+    within_margin.deadline.FromSeconds(int(NOW) + 1)
+    assert book.decide(within_margin, NOW)[0] is Verdict.REFUSED
+    in_time = command("f2-demote", 3)
+    in_time.deadline.FromSeconds(int(NOW) + 5)
+    assert book.decide(in_time, NOW) == (Verdict.RUN, None)
+    assert book.time_left(in_time, NOW) == 4.0
+    assert book.time_left(command("f3-demote", 3), NOW) is None

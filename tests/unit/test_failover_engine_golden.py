@@ -24,6 +24,7 @@ from controller.failover.model import (
     GroupView,
     HostView,
     Policy,
+    Trigger,
 )
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "failover"
@@ -42,12 +43,19 @@ def load_state(data: dict[str, Any]) -> ClusterState:
             for h in data["hosts"]
         },
         failovers=tuple(
-            FailoverView(**{**f, "state": FailoverState(f["state"])})
+            FailoverView(
+                **{
+                    **f,
+                    "state": FailoverState(f["state"]),
+                    "trigger": Trigger(f["trigger"]) if f.get("trigger") else None,
+                }
+            )
             for f in data.get("failovers", ())
         ),
         automation=data.get("automation", True),
         cluster_maintenance=data.get("cluster_maintenance", False),
         policy=Policy(**data.get("policy", {})),
+        settling_until=data.get("settling_until", 0.0),
     )
 
 

@@ -39,6 +39,7 @@ def parts(tmp_path: Path) -> dict[str, object]:
         "selfcheck": SelfCheck([probes], spool, spool_stuck_after=5.0, state_dir=str(tmp_path)),
         "spool": spool,
         "outbox": Outbox(10, lambda _: True),
+        "epochs": lambda: {"mail": 7},
     }
 
 
@@ -84,3 +85,7 @@ def test_heartbeat_carries_health_probes_sources_and_queue(parts: dict[str, obje
     assert web.HasField("probe_in_flight_for") and not web.HasField("last_probe_latency")
     [source] = request.sources
     assert (source.source, source.running) == ("probe", False)
+
+
+def test_heartbeats_carry_the_epochs_this_host_has_seen(parts: dict[str, object]) -> None:
+    assert dict(heartbeats(parts).heartbeat().epochs) == {"mail": 7}

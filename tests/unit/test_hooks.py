@@ -163,3 +163,35 @@ def test_handler_runs_a_command_once_across_restarts(tmp_path: Path) -> None:
     assert (refused.status, refused.known_epoch) == (pb.COMMAND_STATUS_STALE_EPOCH, 12)
     assert runs.read_text() == "12\n"
     assert sorted(p.name for p in state.iterdir()) == ["commands.json"]
+
+
+def test_an_unreadable_epoch_record_refuses_every_command_and_is_never_overwritten(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A damaged commands.json holds the epochs this host promised to honour: the agent
+    refuses every command, says why in the result and in its log, reports no epochs, and
+    leaves the file as it is. Fails on the old code, which started empty, ran the hook
+    and wrote a fresh record over the damaged one."""
+    runs = tmp_path / "runs"
+    settings = HookSettings(promote=str(script(tmp_path, f"echo ran >> {runs}")))
+    state = tmp_path / "state"
+    state.mkdir()
+    damaged = b'{"format": 1, "epochs": {"mail": 13}, "results": [' + b"\x00" * 8
+    (state / "commands.json").write_bytes(damaged)
+
+    async def main() -> pb.CommandResult:
+        handler = CommandHandler("mail2", settings, state)
+        await handler.start()
+        assert handler.known_epochs() == {}
+        return await handler.handle(COMMAND)
+
+    result = asyncio.run(main())
+    assert result.status == pb.COMMAND_STATUS_FAILED
+    assert "not run: the saved epochs cannot be read" in result.output_tail
+    assert f"{state / 'commands.json'} is damaged" in result.output_tail
+    assert "repair it, or remove it" in result.output_tail
+    assert not runs.exists()
+    assert (state / "commands.json").read_bytes() == damaged
+    logged = [r.getMessage() for r in caplog.records]
+    assert any("command state NOT LOADED" in m for m in logged)
+    assert any(f"command {COMMAND.id} not run" in m for m in logged)

@@ -12,12 +12,12 @@ from collections.abc import Sequence
 
 from controller.failover.machine import Failover
 from controller.store import records
-from controller.store.commitrules import check_open, check_step, epoch_taken
+from controller.store.commitrules import check_guard, check_open, check_step, epoch_taken
 from controller.store.etcd import values
 from controller.store.etcd.audit import AuditLog
 from controller.store.etcd.keys import dump, load, message, unmessage
 from controller.store.etcd.kv import Entry, Reads, Txn
-from controller.store.interface import FailoverCommit, GroupRow
+from controller.store.interface import POLICY_FAILOVERS, FailoverCommit, GroupRow
 from hangwatch.v1 import types_pb2 as pb
 
 
@@ -50,6 +50,22 @@ class FailoverKeys(AuditLog):
 
         self._leader_change(build)
 
+    def raise_group_epoch(
+        self, group: str, epoch: int, audit: tuple[str, str, str, str], now: float
+    ) -> bool:
+        """Raises the group's epoch to `epoch` (only ever up), audited in the same write."""
+
+        def build(reads: Reads, txn: Txn) -> bool:
+            entry = reads.get(self._keys.group(group))
+            if entry is None or load(entry.value)["epoch"] >= epoch:
+                return False
+            txn.put(entry.key, dump({**load(entry.value), "epoch": epoch, "term": self.term}))
+            actor, role, action, detail = audit
+            self._append(reads, txn, now, actor, role, action, group, detail)
+            return True
+
+        return self._leader_change(build)
+
     def commit_failover(self, change: FailoverCommit, now: float) -> None:
         self._leader_change(lambda reads, txn: self._commit(change, now, reads, txn))
 
@@ -71,6 +87,7 @@ class FailoverKeys(AuditLog):
         check_open(f, open_id)
         before = found.get(keys.failover(f.id))
         check_step(f, None if before is None else _failover(before))
+        check_guard(change, lambda: _newest(reads.scan(keys.failovers), POLICY_FAILOVERS))
         txn.put(keys.failover(f.id), values.record(f, now, self.term))
         if f.state.active and open_id is None:
             txn.put(keys.open_failover(f.group), f.id)
@@ -208,3 +225,8 @@ class FailoverKeys(AuditLog):
 
 def _failover(entry: Entry) -> Failover:
     return records.from_json(Failover, load(entry.value)["record"])
+
+
+def _newest(entries: list[Entry], limit: int) -> list[Failover]:
+    found = sorted((_failover(e) for e in entries), key=lambda f: (f.created_at, f.id))
+    return found[::-1][:limit]

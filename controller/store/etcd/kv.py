@@ -133,6 +133,18 @@ class Txn:
     def delete(self, key: str) -> None:
         self.success.append({"request_delete_range": {"key": encode(key)}})
 
+    def none_changed_under(self, prefix: str, revision: int) -> None:
+        """No key under `prefix` was written (nor created) after `revision`."""
+        self.compare.append(
+            {
+                "key": encode(prefix),
+                "range_end": encode(prefix_end(prefix)),
+                "target": "MOD",
+                "result": "LESS",
+                "mod_revision": revision + 1,
+            }
+        )
+
     def read_on_failure(self, key: str) -> None:
         self.failure.append({"request_range": {"key": encode(key)}})
 
@@ -287,6 +299,8 @@ class EtcdKV:
                 return result
             for key, mod_revision in reads.seen.items():
                 txn.unchanged(key, mod_revision)
+            for prefix in reads.scanned:
+                txn.none_changed_under(prefix, reads.revision)
             if fence is not None and term is not None:
                 txn.created_at(fence.key, term)
                 txn.read_on_failure(fence.key)
@@ -314,7 +328,17 @@ class Reads:
         self._kv = kv
         self.revision = 0
         self.seen: dict[str, int] = {}
+        self.scanned: list[str] = []
         self._found: dict[str, Entry] = {}
+
+    def scan(self, prefix: str) -> list[Entry]:
+        """Every key under `prefix`, at this attempt's revision; at commit none of them
+        may have been written, and none added, since."""
+        if not self.revision:
+            self.revision = self._kv.revision()
+        body = _range(prefix, prefix_end(prefix), self.revision)
+        self.scanned.append(prefix)
+        return entries(self._kv.request("kv/range", body))
 
     def get(self, key: str) -> Entry | None:
         return self.get_many([key]).get(key)

@@ -7,8 +7,8 @@ from collections.abc import Sequence
 from controller.failover.machine import Failover
 from controller.failover.model import FailoverState
 from controller.store import records
-from controller.store.commitrules import check_open, check_step, epoch_taken
-from controller.store.interface import FailoverCommit, GroupRow
+from controller.store.commitrules import check_guard, check_open, check_step, epoch_taken
+from controller.store.interface import POLICY_FAILOVERS, FailoverCommit, GroupRow
 from controller.store.sqlite.audit import AuditTable
 from hangwatch.v1 import types_pb2 as pb
 
@@ -28,6 +28,19 @@ class FailoverTables(AuditTable):
     def set_auto_blocked_until(self, group: str, until: float | None) -> None:
         self._db.execute("UPDATE groups SET auto_blocked_until = ? WHERE name = ?", (until, group))
 
+    def raise_group_epoch(
+        self, group: str, epoch: int, audit: tuple[str, str, str, str], now: float
+    ) -> bool:
+        with self._tx() as db:
+            raised = db.execute(
+                "UPDATE groups SET epoch = ? WHERE name = ? AND epoch < ?", (epoch, group, epoch)
+            )
+            if raised.rowcount != 1:
+                return False
+            actor, role, action, detail = audit
+            self.append_audit(now, actor, role, action, group, detail)
+            return True
+
     def commit_failover(self, change: FailoverCommit, now: float) -> None:
         f = change.failover
         with self._tx() as db:
@@ -40,6 +53,7 @@ class FailoverTables(AuditTable):
                 check_open(f, None if busy is None else busy[0])
             stored = db.execute("SELECT record FROM failovers WHERE id = ?", (f.id,)).fetchone()
             check_step(f, None if stored is None else records.loads(Failover, stored[0]))
+            check_guard(change, lambda: self.list_failovers(limit=POLICY_FAILOVERS))
             db.execute(
                 """INSERT INTO failovers (id, group_name, state, created_at, updated_at, auto,
                      record) VALUES (?, ?, ?, ?, ?, ?, ?)
