@@ -52,8 +52,6 @@ def with_coordinator(tmp_path: Path, config: ControllerConfig, body: Body) -> No
         )
         snapshots = Snapshots(store, db, config)
         coordinator = Coordinator(store, db, config, ledger, snapshots, incidents)
-            store, db, config, ledger, Snapshots(store, db, config), incidents
-        )
         try:
             await body(store, coordinator, ledger)
         finally:
