@@ -229,8 +229,11 @@ def _stop_server(pid: int, mountpoint: str) -> list[str]:
     """Unmounting FUSE ends libfuse's loop and the server exits by itself; a server that
     lingers (its mount still busy, or wedged) is killed by pid."""
     problems = []
-    if mountpoint in scratchfs.mount_points():
-        scratchfs.run("umount", mountpoint, check=False)
+    deadline = time.monotonic() + PATIENCE
+    # A detached loop device can hold its image open a moment longer (the mount is busy).
+    while mountpoint in scratchfs.mount_points() and time.monotonic() < deadline:
+        if scratchfs.run("umount", mountpoint, check=False).returncode != 0:
+            time.sleep(0.1)
     try:
         process = psutil.Process(pid)
         try:

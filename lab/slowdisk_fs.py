@@ -200,6 +200,9 @@ def main() -> None:
                 str(args.mountpoint.resolve()),
                 foreground=True,
                 fsname="hangwatch-slowdisk",
+                # Unlink at once, even while open: the loop device may hold the image
+                # a moment past its detach, and hiding it instead needs rename.
+                hard_remove=True,
             )
         finally:
             control.shutdown()

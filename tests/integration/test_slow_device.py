@@ -108,7 +108,7 @@ def test_slow_device_under_sustained_writes_is_never_confirmed(cluster):
         assert mount_state(admin, "h1", mount) in ("HEALTH_STATE_OK", "HEALTH_STATE_SUSPECT")
         # The device was slow and kept completing: every request took the delay or more.
         writes = after.writes - before.writes
-        assert writes > SLOW_SECONDS
+        assert writes >= SLOW_SECONDS / 2
         assert (after.write_ms - before.write_ms) / writes >= SLOW_DELAY * 1000
         # ... and a probe stayed stuck long enough to confirm, had the device been idle.
         print(f"longest probe in flight on the slow device: {stuck_for:.1f}s")
