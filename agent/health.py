@@ -9,10 +9,7 @@ lack of progress makes it LOCKED:
 - a hung-task report in this filesystem's code while the device completes nothing,
 - a filesystem shutdown, an aborted journal, or the device gone.
 
-A heavily loaded but healthy disk keeps completing I/O, so it never confirms. A slow
-one (hundreds of milliseconds per request) can go seconds between completions while
-it works, as long as the no-progress window: a device seen doing so needs
-`slow_margin` times its longest recent wait of silence before that silence counts.
+A heavily loaded but healthy disk keeps completing I/O, so it never confirms.
 Every condition has a way to clear: a LOCKED mount recovers when a probe
 completes again (unless the filesystem shut down: that needs a remount, which the
 mount table source reports as MOUNT_RESTORED), and is
@@ -52,13 +49,6 @@ class HealthSettings:
     suspect_hold: float = 6.0
     # Clean probes needed to go from RECOVERING to OK.
     recover_probes: int = 2
-    # A device that went W seconds without completing anything while it still worked
-    # (requests in flight) makes no progress only after slow_margin * W seconds of
-    # silence, for slow_memory seconds after that wait, and never past
-    # slow_window_cap: a device silent that long is not merely slow.
-    slow_margin: float = 2.0
-    slow_memory: float = 300.0
-    slow_window_cap: float = 30.0
 
 
 # Kernel kinds that end the filesystem's ability to make progress until remounted.
@@ -129,9 +119,6 @@ class _Mount:
     # Device progress: wall time of the last observed completion, and whether we know.
     last_completion: float | None = None
     device_seen: bool = False
-    # Waits the device ended by completing, (time, seconds): the longest of the last
-    # slow_memory seconds first, each later one shorter (a sliding maximum).
-    waits: collections.deque[tuple[float, float]] = field(default_factory=collections.deque)
     # Kernel.
     fs_hung_task_at: float | None = None
     nfs_down: bool = False
@@ -194,12 +181,6 @@ class HealthEngine:
             m.device_seen = True
             idle_for = _float(s.attributes.get("since_completion_s"), 0.0)
             m.last_completion = s.at - idle_for
-            wait = _float(s.attributes.get("stall_ended_s"), 0.0)
-            # A lockup's own silence, ended by its release, says nothing about pace.
-            if wait > 0 and m.state not in (State.LOCKED, State.RECOVERING):
-                while m.waits and m.waits[-1][1] <= wait:
-                    m.waits.pop()
-                m.waits.append((s.at, wait))
             if kind == Kind.DEVICE_NO_PROGRESS:
                 self._suspect(m, s.at, s.summary)
         elif kind == Kind.HUNG_TASK:
@@ -235,17 +216,7 @@ class HealthEngine:
             return m.nfs_down
         if not m.device_seen or m.last_completion is None:
             return False
-        return now - m.last_completion >= self._progress_window(m, now)
-
-    def _progress_window(self, m: _Mount, now: float) -> float:
-        """Silence that means no progress: longer for a device seen to be slow."""
-        st = self.settings
-        while m.waits and now - m.waits[0][0] > st.slow_memory:
-            m.waits.popleft()
-        if not m.waits:
-            return st.no_progress_window
-        slow = min(st.slow_margin * m.waits[0][1], st.slow_window_cap)
-        return max(st.no_progress_window, slow)
+        return now - m.last_completion >= self.settings.no_progress_window
 
     def _locked_reason(self, m: _Mount, now: float) -> str | None:
         st = self.settings

@@ -121,10 +121,6 @@ class DeviceProgress:
     since_completion: float
     # How long requests have been in flight with none completing; 0 unless waiting.
     stalled_for: float
-    # How long requests had waited in flight with none completing before this
-    # interval's completions ended the wait; 0 unless the device just resumed. The
-    # longest of these say how slow the device is while it still works.
-    stall_ended: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -209,7 +205,6 @@ class ProgressTracker:
             utilisation=min(ticks / (interval * 1000), 1.0),
             since_completion=at - last_completion_at,
             stalled_for=at - waiting_since if waiting_since is not None else 0.0,
-            stall_ended=at - prev.waiting_since if done and prev.waiting_since is not None else 0.0,
         )
         return _State(stats, at, last_completion_at, waiting_since), report
 
@@ -251,7 +246,6 @@ def progress_signal(progress: DeviceProgress, *, at: float, mount: str | None) -
         "utilisation": f"{progress.utilisation:.3f}",
         "since_completion_s": f"{progress.since_completion:.1f}",
         "stalled_for_s": f"{progress.stalled_for:.1f}",
-        "stall_ended_s": f"{progress.stall_ended:.1f}",
     }
     if progress.await_ms is not None:
         attributes["await_ms"] = f"{progress.await_ms:.2f}"

@@ -165,13 +165,6 @@ def test_slow_but_completing_device_is_never_stalled():
     assert all(r.activity is Activity.ACTIVE for r in feed(tracker, *steps)[1:] if r)
 
 
-def test_a_device_that_resumes_says_how_long_it_waited():
-    steps = [(0.0, stats(5, 1)), (1.0, stats(5, 1)), (2.0, stats(5, 2)), (3.0, stats(7, 1))]
-    reports = feed(ProgressTracker(stall_after=5.0), *steps, (4.0, stats(9, 1)))
-    assert [r.stall_ended for r in reports[1:]] == [0.0, 0.0, 3.0, 0.0]
-    assert progress_signal(reports[3], at=3.0, mount=None).attributes["stall_ended_s"] == "3.0"
-
-
 def test_counters_going_backwards_restart_the_device():
     # A loop device detached and attached again starts from zero.
     tracker = ProgressTracker(stall_after=5.0)

@@ -83,54 +83,6 @@ def test_stuck_probe_on_a_busy_device_is_never_confirmed():
     assert engine.state(M) is State.SUSPECT
 
 
-def resumed(at: float, waited: float) -> Signal:
-    """The device completed again after `waited` seconds with requests in flight."""
-    return sig(Kind.DEVICE_PROGRESS, at, since_completion_s=0.0, stall_ended_s=waited)
-
-
-@pytest.mark.parametrize(
-    ("waited", "waited_ago", "silent", "confirmed"),
-    [
-        pytest.param(None, 0.0, 3.5, True, id="never seen slow: 3.5 s of silence"),
-        pytest.param(1.0, 60.0, 3.5, True, id="waits shorter than the window change nothing"),
-        pytest.param(3.0, 60.0, 3.5, False, id="seen waiting 3 s while working: 3.5 s is its pace"),
-        pytest.param(3.0, 60.0, 6.5, True, id="twice its longest wait is no progress"),
-        pytest.param(3.0, 400.0, 3.5, True, id="slowness older than slow_memory is forgotten"),
-        pytest.param(20.0, 60.0, 29.0, False, id="very slow: 29 s of silence"),
-        pytest.param(20.0, 60.0, 31.0, True, id="past slow_window_cap nothing is merely slow"),
-    ],
-)
-def test_a_device_seen_slow_needs_longer_silence_to_confirm(waited, waited_ago, silent, confirmed):
-    last = T0 + 500  # the device's last completion; the probe started just before
-    steps: list[tuple[float, Signal | None]] = []
-    if waited is not None:
-        steps.append((last - waited_ago, resumed(last - waited_ago, waited)))
-    steps += [
-        (last, device(last, 0.0)),
-        (last + silent, stuck(last + silent, since=last - 1)),
-        (last + silent, device(last + silent, idle_for=silent)),
-    ]
-    _, seen = run(steps)
-    assert (Kind.LOCKUP_CONFIRMED in kinds(seen)) is confirmed
-
-
-def test_a_lockups_own_silence_does_not_make_the_device_look_slow():
-    steps = [
-        (T0 + 1, device(T0 + 1, 0.0)),
-        (T0 + 5, stuck(T0 + 5, since=T0 + 1)),
-        (T0 + 5, device(T0 + 5, idle_for=4.0)),  # confirmed
-        (T0 + 20, resumed(T0 + 20, waited=19.0)),  # released: the held requests complete
-        (T0 + 21, sig(Kind.PROBE_OK, T0 + 21)),
-        (T0 + 23, sig(Kind.PROBE_OK, T0 + 23)),
-        (T0 + 25, sig(Kind.PROBE_OK, T0 + 25)),  # cleared
-        (T0 + 30, device(T0 + 30, 0.0)),
-        (T0 + 34, stuck(T0 + 34, since=T0 + 30)),
-        (T0 + 34, device(T0 + 34, idle_for=4.0)),  # stuck again: 3 s of silence still do
-    ]
-    _, seen = run(steps)
-    assert [at for at, _, k in seen if k == Kind.LOCKUP_CONFIRMED] == [T0 + 5, T0 + 34]
-
-
 @pytest.mark.parametrize("kind", [Kind.SOFT_LOCKUP, Kind.RCU_STALL])
 def test_host_wide_stall_signs_only_suspect_and_clear_by_themselves(kind):
     steps = [
