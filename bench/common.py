@@ -29,7 +29,7 @@ from clusterkit import Admin  # noqa: E402
 
 from hangwatch.v1 import admin_service_pb2 as admin_pb  # noqa: E402
 from hangwatch.v1 import types_pb2 as pb  # noqa: E402
-from lab import scratchfs  # noqa: E402
+from lab import scratchfs, slowdisk  # noqa: E402
 from lab.localcluster import LocalCluster, Proc, wait_for  # noqa: E402
 
 HOST = "bench1"
@@ -75,6 +75,8 @@ class Bench:
     agent: Proc
     admin: Admin
     mounts: list[scratchfs.ScratchFs]
+    # The slow disk under each mount, when made with slow_disks=True.
+    disks: list[slowdisk.SlowDisk]
 
     def events(self, kind: str = "", mount: str = "", since: int = 0) -> list[pb.Event]:
         """Stored events after cursor `since`, oldest first."""
@@ -115,25 +117,34 @@ def watched_mounts(
     count: int,
     agent_config: Mapping[str, Any] | None = None,
     size_mb: int | None = None,
+    slow_disks: bool = False,
 ) -> Iterator[Bench]:
     """`count` fresh loop-mounted ext4 filesystems, a controller, and one agent watching
-    them all, every mount OK. Stops the processes, then thaws, unmounts and detaches
-    everything, whatever happens; says so if a loop device stayed attached."""
+    them all, every mount OK. `slow_disks`: each loop device is a slow disk
+    (lab.slowdisk), at full speed until told otherwise. Stops the processes, then
+    thaws, unmounts and detaches everything, whatever happens; says so if a loop
+    device stayed attached."""
     require_loop_mounts()
     with contextlib.ExitStack() as stack:
         workdir = stack.enter_context(scratchfs.scratch_dir(PREFIX))
         stack.callback(_check_detached, str(workdir))
-        mounts = [
-            stack.enter_context(scratchfs.loop_fs(workdir, f"m{i}", "ext4", size_mb))
-            for i in range(count)
-        ]
+        mounts, disks = [], []
+        for i in range(count):
+            if slow_disks:
+                slow = stack.enter_context(slowdisk.slow_loop_fs(workdir, f"m{i}", "ext4", size_mb))
+                mounts.append(slow.fs)
+                disks.append(slow.disk)
+            else:
+                mounts.append(
+                    stack.enter_context(scratchfs.loop_fs(workdir, f"m{i}", "ext4", size_mb))
+                )
         cluster = LocalCluster(workdir)
         stack.callback(cluster.stop)
         cluster.start_controller()
         agent = cluster.start_agent(HOST, [fs.mount for fs in mounts], agent_config or {})
         admin = Admin(cluster.address)
         stack.callback(admin.close)
-        bench = Bench(workdir, cluster, agent, admin, mounts)
+        bench = Bench(workdir, cluster, agent, admin, mounts, disks)
         try:
             bench.wait_ok()
         except TimeoutError:

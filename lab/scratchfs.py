@@ -55,9 +55,14 @@ def run(*argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     return done
 
 
+def mounts() -> dict[str, str]:
+    """Mount targets of this mount namespace and their devices ("7:3": major:minor)."""
+    return {m.mount_point: m.devno for m in read_mountinfo()}
+
+
 def mount_points() -> set[str]:
     """Mount targets of this mount namespace."""
-    return {m.mount_point for m in read_mountinfo()}
+    return set(mounts())
 
 
 def loop_backing_files() -> dict[str, str]:
@@ -112,9 +117,9 @@ class ScratchFs:
     def destroy(self) -> None:
         """Thaws, unmounts, detaches and deletes; raises naming whatever stayed behind."""
         target = os.path.realpath(self.mount)
-        problems = _unmount(target) if target in mount_points() else []
+        problems = unmount(target) if target in mount_points() else []
         if loop_backing_files().get(self.loop_device) == os.path.realpath(self.image):
-            problems += _detach(self.loop_device)
+            problems += detach(self.loop_device)
         self.image.unlink(missing_ok=True)
         with contextlib.suppress(OSError):
             self.mount.rmdir()
@@ -124,21 +129,35 @@ class ScratchFs:
 
 @contextlib.contextmanager
 def loop_fs(
-    workdir: Path, name: str, fstype: str = "ext4", size_mb: int | None = None, options: str = ""
+    workdir: Path,
+    name: str,
+    fstype: str = "ext4",
+    size_mb: int | None = None,
+    options: str = "",
+    image_dir: Path | None = None,
+    direct_io: bool = False,
 ) -> Iterator[ScratchFs]:
-    """A fresh `fstype` filesystem on a loop device, mounted with `options` at `workdir/name`."""
+    """A fresh `fstype` filesystem on a loop device, mounted with `options` at `workdir/name`.
+
+    Its image lives in `image_dir` (default `workdir`). `direct_io`: the loop device
+    reads and writes the image with direct I/O, past the page cache, so that every
+    request reaches whatever holds the image (and stays in flight while it waits).
+    """
     if fstype not in MKFS:
         raise ValueError(f"unsupported fstype {fstype!r} (expected one of {sorted(MKFS)})")
     mkfs = MKFS[fstype]
     if shutil.which(mkfs[0]) is None:
         raise ScratchFsError(f"{mkfs[0]} is not installed (package {_PACKAGE[mkfs[0]]})")
-    image = workdir / f"{name}.img"
+    image = (image_dir or workdir) / f"{name}.img"
     mount = workdir / name
     with image.open("wb") as f:
         f.truncate(max(size_mb or 0, MIN_SIZE_MB[fstype]) << 20)
-    device = run("losetup", "-f", "--show", str(image)).stdout.strip()
+    dio = ("--direct-io=on",) if direct_io else ()
+    device = run("losetup", "-f", "--show", *dio, str(image)).stdout.strip()
     fs = ScratchFs(mount=mount, image=image, loop_device=device, fstype=fstype)
     try:
+        if direct_io and Path(f"/sys/block/{fs.kernel_name}/loop/dio").read_text().strip() != "1":
+            raise ScratchFsError(f"{device}: direct I/O refused for {image}")
         run(*mkfs, device)
         mount.mkdir(parents=True, exist_ok=True)
         run("mount", *(("-o", options) if options else ()), device, str(mount))
@@ -156,10 +175,10 @@ def sweep(prefix: str) -> list[str]:
     found = []
     for target in sorted(mount_points()):
         if target.startswith(prefix):
-            found += [f"mount {target}", *_unmount(target)]
+            found += [f"mount {target}", *unmount(target)]
     for device, backing in sorted(loop_backing_files().items()):
         if backing.startswith(prefix):
-            found += [f"loop device {device} ({backing})", *_detach(device)]
+            found += [f"loop device {device} ({backing})", *detach(device)]
     where = Path(prefix)
     for path in sorted(where.parent.glob(f"{where.name}*")):
         found.append(f"directory {path}")
@@ -167,7 +186,8 @@ def sweep(prefix: str) -> list[str]:
     return found
 
 
-def _unmount(target: str) -> list[str]:
+def unmount(target: str) -> list[str]:
+    """Thaws and unmounts `target`, lazily if it stays busy; returns what went wrong."""
     try:
         thaw(target)
     except ScratchFsError as exc:
@@ -182,7 +202,8 @@ def _unmount(target: str) -> list[str]:
     return []
 
 
-def _detach(device: str) -> list[str]:
+def detach(device: str) -> list[str]:
+    """`losetup -d`; returns what went wrong."""
     done = run("losetup", "-d", device, check=False)
     return [f"losetup -d {device}: {done.stderr.strip()}"] if done.returncode else []
 

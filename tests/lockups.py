@@ -1,8 +1,9 @@
-"""Real kernel lockups for tests: hung tasks, stuck writers and /dev/kmsg.
+"""Real kernel lockups for tests: hung tasks, stuck writers, slow and stuck devices, /dev/kmsg.
 
 Loop filesystems, freezing and thawing come from `lab.scratchfs`, the same code
-the demo runs. Each context manager undoes what it did even when the body raises.
-Every filesystem lives under a temporary directory named with this process's pid, so
+the demo runs; slow and stuck devices from `lab.slowdisk`. Each context manager
+undoes what it did even when the body raises. Every filesystem lives under a
+temporary directory named with this process's pid, so
 the session safety net (`sweep_leftovers`, used by conftest.py) finds what a failed
 cleanup left behind without touching the loop devices of other test sessions that
 may be running on the same machine.
@@ -25,7 +26,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TypeVar
 
-from lab import scratchfs
+from lab import scratchfs, slowdisk
 from lab.scratchfs import frozen as frozen  # re-exported for the procfs tests
 
 _T = TypeVar("_T")
@@ -98,9 +99,22 @@ def loop_fs(
         yield LoopFs(**asdict(fs))
 
 
+@contextlib.contextmanager
+def slow_loop_fs(fstype: str = "ext4", size_mb: int | None = None) -> Iterator[slowdisk.SlowFs]:
+    """A fresh `fstype` filesystem on a loop device whose requests can be slowed or held
+    (`.disk`); cleanup releases them before it unmounts."""
+    with (
+        scratchfs.scratch_dir(PREFIX) as workdir,
+        slowdisk.slow_loop_fs(workdir, "mnt", fstype, size_mb) as slow,
+    ):
+        yield slow
+
+
 def sweep_leftovers() -> list[str]:
-    """Cleans up what this process's fixtures left behind and says what that was."""
-    return scratchfs.sweep(os.path.join(os.path.realpath(tempfile.gettempdir()), PREFIX))
+    """Cleans up what this process's fixtures left behind and says what that was:
+    slow disks first (their filesystems cannot unmount while requests are held)."""
+    prefix = os.path.join(os.path.realpath(tempfile.gettempdir()), PREFIX)
+    return slowdisk.sweep(prefix) + scratchfs.sweep(prefix)
 
 
 def task_state(pid: int) -> tuple[str, str]:
