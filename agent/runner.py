@@ -53,6 +53,8 @@ from hangwatch.v1 import types_pb2 as pb
 log = logging.getLogger(__name__)
 
 EVALUATE_INTERVAL = 0.5
+# A confirmed lockup is an error (journalctl -p err); recovery is news, not trouble.
+_TRANSITION_LEVEL = {State.LOCKED: logging.ERROR, State.OK: logging.INFO}
 
 
 async def run(config: AgentConfig) -> None:
@@ -66,7 +68,11 @@ class Agent:
         self.started_at = time.time()
         devices = load_device_map(config.mounts)
         for path in devices.missing:
-            log.warning("%s is not a mount point: watching the filesystem that holds it", path)
+            log.warning(
+                "%s is not a mount point: watching the filesystem that holds it",
+                path,
+                extra={"mount": path},
+            )
         det = config.detection
         self.health = HealthEngine(
             {p: devices.device(p) is not None for p in config.mounts},
@@ -154,8 +160,16 @@ class Agent:
 
     def evaluate(self) -> None:
         for transition in self.health.evaluate(time.time()):
-            level = logging.INFO if transition.after is State.OK else logging.WARNING
-            log.log(level, "%s", transition.summary)
+            log.log(
+                _TRANSITION_LEVEL.get(transition.after, logging.WARNING),
+                "%s",
+                transition.summary,
+                extra={
+                    "host": self.config.host_id,
+                    "mount": transition.mount,
+                    "state": transition.after.name,
+                },
+            )
             self.publish(self.events.from_transition(transition))
 
     def publish(self, event: pb.Event) -> None:
