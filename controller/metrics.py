@@ -128,10 +128,12 @@ class ControllerCollector(Collector):
         yield age
 
         failovers = GaugeMetricFamily(
-            "hangwatch_failovers", "Failovers in the store, by current state", labels=["state"]
+            "hangwatch_failovers",
+            "Failovers in the store, by group and current state",
+            labels=["group", "state"],
         )
-        for state, n in sorted(self._ask_store(self._store.failover_counts).items()):
-            failovers.add_metric([state], n)
+        for (group, state), n in sorted(self._ask_store(self._store.failover_counts).items()):
+            failovers.add_metric([group, state], n)
         yield failovers
 
         condition = self._store.condition

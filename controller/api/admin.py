@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 
 from controller.api import validate
 from controller.api.admin_failovers import FailoverAdmin
+from controller.api.admin_hosts import HostAdmin
 from controller.api.admin_incidents import IncidentAdmin
 from controller.api.admin_upgrades import UpgradeAdmin
 from controller.api.admin_webhooks import WebhookAdmin
@@ -43,7 +44,12 @@ WATCH_RECHECK_SECONDS = 1.0
 
 
 class AdminApi(
-    FailoverAdmin, IncidentAdmin, WebhookAdmin, UpgradeAdmin, admin_grpc.AdminServiceServicer
+    FailoverAdmin,
+    HostAdmin,
+    IncidentAdmin,
+    WebhookAdmin,
+    UpgradeAdmin,
+    admin_grpc.AdminServiceServicer,
 ):
     def __init__(
         self,

@@ -126,6 +126,10 @@ class Store(Protocol):
 
     def list_hosts(self) -> list[HostRecord]: ...
 
+    def remove_host(self, host_id: str) -> bool:
+        """Forgets a retired host (registration, heartbeat, needs-clear mark); its events
+        stay. False when the host is unknown."""
+
     # Events.
     def add_events(self, events: Sequence[pb.Event], now: float) -> list[pb.Event]:
         """Stores each event id once, durably, before returning; returns the events this
@@ -175,8 +179,8 @@ class Store(Protocol):
 
     def record_fence_result(self, failover_id: str, ok: bool, detail: str, now: float) -> None: ...
 
-    def failover_counts(self) -> dict[str, int]:
-        """How many failovers are in each state (for metrics)."""
+    def failover_counts(self) -> dict[tuple[str, str], int]:
+        """How many failovers each (group, state) has (for metrics)."""
 
     def fence_result(self, failover_id: str) -> tuple[bool, str] | None: ...
 
@@ -256,6 +260,9 @@ class Store(Protocol):
         """Records a failed delivery and moves the sink's cursor past it, atomically."""
 
     def list_dead_letters(self, sink: str = "") -> list[DeadLetterRow]: ...
+
+    def dead_letter_counts(self) -> dict[str, int]:
+        """Dead letters kept per sink, requeued ones included (delivered ones are gone)."""
 
     def requeue_dead_letters(self, sink: str, ids: Sequence[int], at: float) -> int: ...
 

@@ -71,6 +71,10 @@ class SQLiteStore(FailoverTables, OpsTables, WebhookTables, UpgradeTables):
     def list_hosts(self) -> list[HostRecord]:
         return [_host(r) for r in self._db.execute(_HOST_SELECT + " ORDER BY host_id")]
 
+    def remove_host(self, host_id: str) -> bool:
+        cur = self._db.execute("DELETE FROM hosts WHERE host_id = ?", (host_id,))
+        return cur.rowcount == 1
+
     # Events.
 
     def add_events(self, events: Sequence[pb.Event], now: float) -> list[pb.Event]:
