@@ -15,8 +15,6 @@ import signal
 import time
 from pathlib import Path
 
-from prometheus_client import disable_created_metrics
-
 from agent import testing
 from agent.config import AgentConfig
 from agent.eventpolicy import EventPolicy
@@ -33,6 +31,7 @@ from agent.link.outbox import Outbox
 from agent.link.reporter import Reporter
 from agent.link.session import Session
 from agent.link.spool_replay import replay_spool
+from agent.lockuptimer import LockupTimer
 from agent.procfs.mountinfo import DeviceMap, load_device_map
 from agent.selfcheck import SelfCheck
 from agent.signals import Signal
@@ -48,6 +47,7 @@ from agent.status import status_line
 from agent.workers.spool import Spool
 from hangwatch.metrics import MetricsEndpoint
 from hangwatch.sdnotify import Notifier
+from hangwatch.tlsmetrics import CertificateExpiry
 from hangwatch.v1 import types_pb2 as pb
 
 log = logging.getLogger(__name__)
@@ -85,6 +85,7 @@ class Agent:
             now=self.started_at,
         )
         self.events = EventFactory(config.host_id)
+        self.lockups = LockupTimer()
         self.published = EventCounter()
         self.policy = EventPolicy(det.repeat_event_after_seconds)
         self.outbox = Outbox(config.spool.memory_max_events, droppable)
@@ -131,20 +132,21 @@ class Agent:
         self.reporter = Reporter(config, self.link, self.outbox, self.spool)
         self.command_handler = CommandHandler(config.host_id, config.hooks, Path(config.state_dir))
         self.commands = CommandStream(config, self.link, self.command_handler)
-        # No `_created` series beside the probe histogram: a sample per mount per scrape
-        # that no dashboard reads.
-        disable_created_metrics()  # type: ignore[no-untyped-call]
         self.metrics = MetricsEndpoint(
             "agent",
             [
                 self.probes,
                 self.health,
+                self.lockups,
                 self.published,
                 self.spool,
                 self.outbox,
                 *(s for s in self.sources if isinstance(s, KmsgSource)),
                 self.selfcheck,
                 self.command_handler,
+                self.session,
+                self.link.calls,
+                CertificateExpiry(lambda: self.link.material),
             ],
         )
         self._ready = asyncio.Event()
@@ -160,6 +162,7 @@ class Agent:
 
     def evaluate(self) -> None:
         for transition in self.health.evaluate(time.time()):
+            self.lockups.observe(transition)
             log.log(
                 _TRANSITION_LEVEL.get(transition.after, logging.WARNING),
                 "%s",
