@@ -15,8 +15,6 @@ import signal
 import time
 from pathlib import Path
 
-from prometheus_client import disable_created_metrics
-
 from agent import testing
 from agent.config import AgentConfig
 from agent.eventpolicy import EventPolicy
@@ -35,6 +33,7 @@ from agent.link.outbox import Outbox
 from agent.link.reporter import Reporter
 from agent.link.session import Session
 from agent.link.spool_replay import replay_spool
+from agent.lockuptimer import LockupTimer
 from agent.procfs.mountinfo import DeviceMap, load_device_map
 from agent.selfcheck import SelfCheck
 from agent.signals import Signal
@@ -50,11 +49,14 @@ from agent.status import status_line
 from agent.workers.spool import Spool
 from hangwatch.metrics import MetricsEndpoint
 from hangwatch.sdnotify import Notifier
+from hangwatch.tlsmetrics import CertificateExpiry
 from hangwatch.v1 import types_pb2 as pb
 
 log = logging.getLogger(__name__)
 
 EVALUATE_INTERVAL = 0.5
+# A confirmed lockup is an error (journalctl -p err); recovery is news, not trouble.
+_TRANSITION_LEVEL = {State.LOCKED: logging.ERROR, State.OK: logging.INFO}
 
 
 async def run(config: AgentConfig) -> None:
@@ -68,7 +70,11 @@ class Agent:
         self.started_at = time.time()
         devices = load_device_map(config.mounts)
         for path in devices.missing:
-            log.warning("%s is not a mount point: watching the filesystem that holds it", path)
+            log.warning(
+                "%s is not a mount point: watching the filesystem that holds it",
+                path,
+                extra={"mount": path},
+            )
         det = config.detection
         self.health = HealthEngine(
             {p: devices.device(p) is not None for p in config.mounts},
@@ -81,6 +87,7 @@ class Agent:
             now=self.started_at,
         )
         self.events = EventFactory(config.host_id)
+        self.lockups = LockupTimer()
         self.published = EventCounter()
         self.policy = EventPolicy(det.repeat_event_after_seconds)
         self.outbox = Outbox(config.spool.memory_max_events, droppable)
@@ -133,20 +140,21 @@ class Agent:
         )
         self.reporter = Reporter(config, self.link, self.outbox, self.spool)
         self.commands = CommandStream(config, self.link, self.command_handler)
-        # No `_created` series beside the probe histogram: a sample per mount per scrape
-        # that no dashboard reads.
-        disable_created_metrics()  # type: ignore[no-untyped-call]
         self.metrics = MetricsEndpoint(
             "agent",
             [
                 self.probes,
                 self.health,
+                self.lockups,
                 self.published,
                 self.spool,
                 self.outbox,
                 *(s for s in self.sources if isinstance(s, KmsgSource)),
                 self.selfcheck,
                 self.command_handler,
+                self.session,
+                self.link.calls,
+                CertificateExpiry(lambda: self.link.material),
             ],
         )
         self._ready = asyncio.Event()
@@ -162,8 +170,17 @@ class Agent:
 
     def evaluate(self) -> None:
         for transition in self.health.evaluate(time.time()):
-            level = logging.INFO if transition.after is State.OK else logging.WARNING
-            log.log(level, "%s", transition.summary)
+            self.lockups.observe(transition)
+            log.log(
+                _TRANSITION_LEVEL.get(transition.after, logging.WARNING),
+                "%s",
+                transition.summary,
+                extra={
+                    "host": self.config.host_id,
+                    "mount": transition.mount,
+                    "state": transition.after.name,
+                },
+            )
             event = self.events.from_transition(transition)
             if transition.after is State.LOCKED:
                 facts = facts_of(transition, self.kernel_log, self.inventory.inventory)

@@ -27,10 +27,11 @@ from controller.failover.ledger import Ledger, timeouts
 from controller.failover.snapshot import Snapshots
 from controller.incidents.tracker import IncidentTracker
 from controller.listening import EXCLUSIVE_PORT, listen
-from controller.metrics import ControllerCollector, IngestCounter, RpcTimer
+from controller.metrics import ControllerCollector, IngestMetrics
 from controller.notify.announce import Announcer
 from controller.notify.eventbus import CursorBus
 from controller.notify.webhooks import Dispatcher
+from controller.rpcmetrics import ServerMetrics
 from controller.store import retention
 from controller.store.dbthread import DbThread
 from controller.store.interface import Store
@@ -43,6 +44,7 @@ from hangwatch.addresses import parse_address
 from hangwatch.grpcopts import server_options
 from hangwatch.metrics import MetricsEndpoint
 from hangwatch.sdnotify import Notifier
+from hangwatch.tlsmetrics import CertificateExpiry
 from hangwatch.v1 import admin_service_pb2, agent_service_pb2
 from hangwatch.v1 import admin_service_pb2_grpc as admin_grpc
 from hangwatch.v1 import agent_service_pb2_grpc as agent_grpc
@@ -65,7 +67,7 @@ async def serve(config: ControllerConfig) -> None:
     db = DbThread()
     await db.run(audit_anchor.checkpoint, store)
     bus = CursorBus(await db.run(store.last_cursor))
-    rpc_timer = RpcTimer()
+    rpc_metrics = ServerMetrics()
     server_tls = None if config.insecure else ServerTls(config.tls)
     gate = AccessGate(
         Identify(None if server_tls is None else config.access),
@@ -74,7 +76,7 @@ async def serve(config: ControllerConfig) -> None:
         AuditLog(store, db).refused,
     )
     server = grpc.aio.server(
-        options=[*server_options(), *EXCLUSIVE_PORT], interceptors=[rpc_timer, gate]
+        options=[*server_options(), *EXCLUSIVE_PORT], interceptors=[rpc_metrics, gate]
     )
     hub = CommandHub(lambda host: db.run(store.pending_commands, host))
     advisories = AdvisoryBook()
@@ -84,7 +86,7 @@ async def serve(config: ControllerConfig) -> None:
     snapshots = Snapshots(store, db, config, advisories.lookup, drafts.lookup)
     ledger = Ledger(store, db, hub, timeouts(config))
     webhooks = Dispatcher(config, store, db, bus, advisories.lookup)
-    ingest = IngestCounter()
+    ingest = IngestMetrics()
 
     def stored(events: Sequence[pb.Event]) -> None:
         ingest.count(events)
@@ -124,9 +126,13 @@ async def serve(config: ControllerConfig) -> None:
     metrics = MetricsEndpoint(
         "controller",
         [
-            ControllerCollector(store, db, bus, webhooks, ingest, asyncio.get_running_loop()),
-            rpc_timer.histogram,
+            ingest,
+            ControllerCollector(
+                store, db, snapshots, hub, bus, webhooks, asyncio.get_running_loop()
+            ),
+            rpc_metrics,
             audit_anchor,
+            CertificateExpiry(lambda: None if server_tls is None else server_tls.material),
         ],
     )
     health_servicer = health.aio.HealthServicer()

@@ -1,9 +1,10 @@
 """Prometheus metrics shared by both programs: the [metrics] section and the endpoint.
 
 Each program exports its own view through custom collectors that read the state it
-keeps anyway, on a registry of its own (no default process-wide globals). Names
-follow the usual rules: `hangwatch_` prefix, base units, `_total` counters, and no
-host or cluster labels (the scrape adds those).
+keeps anyway, on a registry of its own (no default process-wide globals), plus the
+usual `process_*` series (CPU, memory, file descriptors: the daemon's own budget).
+Names follow the usual rules: `hangwatch_` prefix, base units, `_total` counters, and
+no host or cluster labels (the scrape adds those). docs/metrics.md lists every one.
 """
 
 from __future__ import annotations
@@ -14,7 +15,12 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from wsgiref.simple_server import WSGIServer
 
-from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client import (
+    CollectorRegistry,
+    ProcessCollector,
+    disable_created_metrics,
+    start_http_server,
+)
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -59,8 +65,12 @@ class MetricsEndpoint:
     """The /metrics HTTP server, on a thread of its own so a scrape never waits on the loop."""
 
     def __init__(self, program: str, collectors: Iterable[Collector]) -> None:
+        # No `_created` series beside counters and histograms: a sample per series per
+        # scrape that no dashboard reads. (A process-wide switch; each daemon is one.)
+        disable_created_metrics()  # type: ignore[no-untyped-call]
         self.registry = CollectorRegistry(auto_describe=False)
-        for collector in (BuildInfo(program), *collectors):
+        process = ProcessCollector(registry=None)
+        for collector in (BuildInfo(program), process, *collectors):
             self.registry.register(collector)
         self._server: WSGIServer | None = None
         self._thread: threading.Thread | None = None

@@ -131,7 +131,7 @@ def hosts() -> None:
 
 @main.group()
 def host() -> None:
-    """Show one host in detail, or make it a failover target again."""
+    """Show one host in detail, make it a failover target again, or forget it."""
 
 
 @host.command("show")
@@ -141,6 +141,20 @@ def host_show(host_id: str) -> None:
     target: Target = click.get_current_context().find_root().obj
     response = target.call("GetHost", admin_pb.GetHostRequest(host_id=host_id))
     render.emit(response, render.host_detail(response, _windows()))
+
+
+@host.command("remove")
+@click.argument("host_id", metavar="HOST")
+@failover_cmds.REASON
+def host_remove(host_id: str, reason: str) -> None:
+    """Forget a retired HOST: it stops showing (UNREACHABLE) and its metrics series go.
+
+    Its events stay. Refused while HOST is a member or the primary of a group (take it
+    out of the controller's config first). Needs the approver role; audited.
+    """
+    target: Target = click.get_current_context().find_root().obj
+    response = target.call("RemoveHost", admin_pb.RemoveHostRequest(host_id=host_id, reason=reason))
+    render.emit(response, f"{host_id} removed")
 
 
 main.add_command(events)

@@ -73,6 +73,11 @@ class Verdict(enum.Enum):
     REFUSED = "refused"  # stale epoch, expired or malformed: refusal recorded, no hook
 
 
+def log_fields(command: pb.Command) -> dict[str, str]:
+    """The journal fields of a log line about `command`."""
+    return {"failover": command.failover_id, "group": command.group, "command": command.id}
+
+
 def make_result(
     command: pb.Command,
     host_id: str,
@@ -275,7 +280,12 @@ class CommandHandler:
             return answer
         if verdict is Verdict.REFUSED:
             assert answer is not None
-            log.warning("command %s refused: %s", command.id, answer.output_tail.strip())
+            log.warning(
+                "command %s refused: %s",
+                command.id,
+                answer.output_tail.strip(),
+                extra=log_fields(command),
+            )
             await self._save_quietly()
             return answer
         try:
@@ -318,17 +328,23 @@ class CommandHandler:
         if left is not None:
             timeout = min(timeout, left)
         log.info(
-            "command %s: running %s hook %s for group %s", command.id, name, path, command.group
+            "command %s: running %s hook %s for group %s",
+            command.id,
+            name,
+            path,
+            command.group,
+            extra=log_fields(command),
         )
         run = await run_hook(path, hook_environment(command, self.book.host_id), timeout)
         log.log(
-            logging.INFO if run.status == pb.COMMAND_STATUS_SUCCEEDED else logging.WARNING,
+            logging.INFO if run.status == pb.COMMAND_STATUS_SUCCEEDED else logging.ERROR,
             "command %s: %s hook %s after %.1fs (exit %d)",
             command.id,
             name,
             enum_label(pb.CommandStatus, run.status),
             run.duration,
             run.exit_code,
+            extra=log_fields(command),
         )
         result = make_result(command, self.book.host_id, run.status, self._clock())
         result.exit_code = run.exit_code

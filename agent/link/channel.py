@@ -20,6 +20,7 @@ import grpc
 from agent.config import AgentConfig
 from hangwatch import tls
 from hangwatch.addresses import parse_address
+from hangwatch.grpcmetrics import CallCounts
 from hangwatch.grpcopts import channel_options
 from hangwatch.v1 import agent_service_pb2 as agent_pb
 from hangwatch.v1 import agent_service_pb2_grpc as agent_grpc
@@ -28,6 +29,8 @@ from hangwatch.v1 import types_pb2 as pb
 log = logging.getLogger(__name__)
 
 DIAGNOSE_EVERY = 5.0
+# The method label of the command stream (counted by whoever follows it).
+COMMANDS = "AgentService/Commands"
 Resp = TypeVar("Resp")
 
 
@@ -52,6 +55,9 @@ class ControllerLink:
         self._diagnosed_at = -DIAGNOSE_EVERY
         self._diagnosing = asyncio.Lock()
         self._closing: set[asyncio.Task[None]] = set()
+        # Every call by method and code, and the TLS files in use (for metrics).
+        self.calls = CallCounts("client")
+        self.material: tls.TlsMaterial | None = None
         self._channel, self._stub = self._connect()
 
     def _connect(self) -> tuple[grpc.aio.Channel, agent_grpc.AgentServiceAsyncStub]:
@@ -59,7 +65,9 @@ class ControllerLink:
         if self._files is None:
             channel = grpc.aio.insecure_channel(address, options=channel_options())
         else:
-            credentials = tls.channel_credentials(tls.load(self._files))
+            material = tls.load(self._files)
+            credentials = tls.channel_credentials(material)
+            self.material = material
             options = [*channel_options(), *tls.name_override(self._settings.server_name)]
             channel = grpc.aio.secure_channel(address, credentials, options=options)
         return channel, agent_grpc.AgentServiceStub(channel)
@@ -82,15 +90,17 @@ class ControllerLink:
         self._diagnosed_at = -DIAGNOSE_EVERY
         log.info("SIGHUP: certificates re-read; other settings apply on restart")
 
-    async def _call(self, method: Callable[..., Awaitable[Resp]], request: Any) -> Resp:
+    async def _call(self, name: str, method: Callable[..., Awaitable[Resp]], request: Any) -> Resp:
         try:
             response = await method(request, timeout=self._timeout)
         except grpc.aio.AioRpcError as exc:
+            self.calls.count(f"AgentService/{name}", exc.code())
             if exc.code() == grpc.StatusCode.UNAVAILABLE and self._files is not None:
                 why = await self._diagnose()
                 if why:
                     raise CertificateRefused(exc, why) from exc
             raise
+        self.calls.count(f"AgentService/{name}", grpc.StatusCode.OK)
         if self.refused:
             log.info("the controller accepts this agent's certificate again")
             self.refused = None
@@ -126,15 +136,15 @@ class ControllerLink:
             return self.refused
 
     async def register(self, request: agent_pb.RegisterRequest) -> agent_pb.RegisterResponse:
-        return await self._call(self._stub.Register, request)
+        return await self._call("Register", self._stub.Register, request)
 
     async def heartbeat(self, request: agent_pb.HeartbeatRequest) -> agent_pb.HeartbeatResponse:
-        return await self._call(self._stub.Heartbeat, request)
+        return await self._call("Heartbeat", self._stub.Heartbeat, request)
 
     async def report_events(
         self, request: agent_pb.ReportEventsRequest
     ) -> agent_pb.ReportEventsResponse:
-        return await self._call(self._stub.ReportEvents, request)
+        return await self._call("ReportEvents", self._stub.ReportEvents, request)
 
     def commands(
         self, request: agent_pb.CommandsRequest
@@ -145,7 +155,7 @@ class ControllerLink:
     async def report_command_result(
         self, request: agent_pb.ReportCommandResultRequest
     ) -> agent_pb.ReportCommandResultResponse:
-        return await self._call(self._stub.ReportCommandResult, request)
+        return await self._call("ReportCommandResult", self._stub.ReportCommandResult, request)
 
     async def close(self) -> None:
         await self._channel.close()

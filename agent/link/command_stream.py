@@ -24,7 +24,7 @@ import grpc
 from agent.config import AgentConfig
 from agent.failover.commands import CommandHandler
 from agent.link.backoff import retrying
-from agent.link.channel import ControllerLink
+from agent.link.channel import COMMANDS, ControllerLink
 from hangwatch.messages import enum_label
 from hangwatch.v1 import agent_service_pb2 as agent_pb
 from hangwatch.v1 import types_pb2 as pb
@@ -66,12 +66,14 @@ class CommandStream:
             async for command in call:
                 self._dispatch(command)
         except grpc.aio.AioRpcError as exc:
+            self._link.calls.count(COMMANDS, exc.code())
             if time.monotonic() - opened < self._reconnect.max_backoff_seconds:
                 raise
             log.warning("command stream broke: %s %s; reconnecting", exc.code().name, exc.details())
             return
         finally:
             call.cancel()
+        self._link.calls.count(COMMANDS, grpc.StatusCode.OK)
         log.info("the controller ended the command stream; reconnecting")
         # A controller ending streams at once must not make this a busy loop.
         await asyncio.sleep(self._reconnect.initial_backoff_seconds)

@@ -10,9 +10,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import grpc
+from prometheus_client.core import GaugeMetricFamily, Metric
 
 from agent.config import AgentConfig
 from agent.link.backoff import retrying
@@ -42,6 +43,13 @@ class Session:
         self.connected = asyncio.Event()
         self.last_heartbeat_ok: float | None = None
         self._register_again = asyncio.Event()
+
+    def collect(self) -> Iterator[Metric]:
+        yield GaugeMetricFamily(
+            "hangwatch_controller_connected",
+            "1 while the agent is registered and its heartbeats get through, else 0",
+            value=float(self.connected.is_set()),
+        )
 
     def register_again(self) -> None:
         """What the registration says changed (inventory, mounts): send it after this beat."""

@@ -81,6 +81,7 @@ ADMIN_ROLES: dict[str, str] = {
     "SetUpgradePlanState": APPROVER,
     "MarkUpgradeHost": APPROVER,
     "RetryDeadLetters": APPROVER,
+    "RemoveHost": APPROVER,
 }
 # The field naming the host each AgentService request speaks for.
 AGENT_HOSTS: dict[str, str] = {

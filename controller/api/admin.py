@@ -13,6 +13,7 @@ from controller.api import validate
 from controller.api.admin_drafts import DraftAdmin
 from controller.api.admin_evidence import EvidenceAdmin
 from controller.api.admin_failovers import FailoverAdmin
+from controller.api.admin_hosts import HostAdmin
 from controller.api.admin_incidents import IncidentAdmin
 from controller.api.admin_upgrades import UpgradeAdmin
 from controller.api.admin_webhooks import WebhookAdmin
@@ -49,6 +50,7 @@ WATCH_RECHECK_SECONDS = 1.0
 
 class AdminApi(
     FailoverAdmin,
+    HostAdmin,
     IncidentAdmin,
     EvidenceAdmin,
     WebhookAdmin,

@@ -59,6 +59,7 @@ class AgentApi(agent_grpc.AgentServiceServicer):
             request.host_id,
             request.boot_id[:8],
             len(request.mounts),
+            extra={"host": request.host_id},
         )
         return agent_pb.RegisterResponse(
             heartbeat_interval=pbtime.duration(self._config.liveness.heartbeat_interval_seconds),
@@ -122,12 +123,14 @@ class AgentApi(agent_grpc.AgentServiceServicer):
                 f"{result.command_id}: epoch {result.epoch} < known {result.known_epoch}",
                 allowed=False,
             )
-        log.info(
+        log.log(
+            logging.INFO if result.status == pb.COMMAND_STATUS_SUCCEEDED else logging.WARNING,
             "command %s on %s: %s (exit %d)",
             result.command_id,
             result.host_id,
             status,
             result.exit_code,
+            extra={"host": result.host_id, "command": result.command_id},
         )
         self._coordinator.wake()
         return agent_pb.ReportCommandResultResponse()

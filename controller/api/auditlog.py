@@ -6,12 +6,15 @@ Every decision lands here, carried out or refused; the store chains the entries
 
 from __future__ import annotations
 
+import logging
 import time
 
 from controller.api.identity import Caller
 from controller.store.dbthread import DbThread
 from controller.store.interface import Store
 from hangwatch.errors import HangwatchError
+
+log = logging.getLogger(__name__)
 
 
 class AuditLog:
@@ -35,4 +38,13 @@ class AuditLog:
 
     async def refused(self, who: Caller, action: str, target: str, error: HangwatchError) -> None:
         """Keeps a refused request (allowed=False) with the reason it was refused."""
+        log.warning(
+            "refused %s on %s for %s (%s): %s",
+            action,
+            target,
+            who.name,
+            who.role,
+            error,
+            extra={"actor": who.name, "action": action, "target": target},
+        )
         await self.append(who, action, target, f"refused: {error}", allowed=False)

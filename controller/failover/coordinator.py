@@ -143,6 +143,7 @@ class Coordinator:
             p.from_host,
             p.to_host or "none",
             p.reason,
+            extra={"failover": f.id, "group": p.group, "host": p.from_host},
         )
         if p.auto_approve:
             await self._approve(f, state)
@@ -184,7 +185,7 @@ class Coordinator:
             await self._ledger.cancel(f, SYSTEM, p.reason)
         except StaleFailover:
             return  # it started meanwhile: it is no longer waiting
-        log.warning("%s", p.reason)
+        log.warning("%s", p.reason, extra={"failover": f.id, "group": f.group})
 
     async def _pre_failover_allows(self, f: Failover) -> bool:
         hook = self._config.failover.pre_failover_hook
@@ -245,7 +246,12 @@ class Coordinator:
             if settings is None:
                 ok, detail = False, f"no fence agent configured for {host}"
             else:
-                log.warning("fencing %s with %s", host, settings.agent)
+                log.warning(
+                    "fencing %s with %s",
+                    host,
+                    settings.agent,
+                    extra={"failover": f.id, "group": f.group, "host": host},
+                )
                 result = await fence(settings, host, f.group, f.epoch, f.id)
                 ok, detail = result.ok, result.describe()
             await self._ledger.record_fence(f, host, ok, detail)

@@ -42,6 +42,8 @@ from hangwatch.messages import enum_label
 from hangwatch.v1 import types_pb2 as pb
 
 log = logging.getLogger(__name__)
+# Steps logged as errors: someone has to act (journalctl -p err finds them).
+_FAILED = (FailoverState.FAILED, FailoverState.FENCE_FAILED)
 
 # A check run in a step's transaction (see FailoverCommit.guard).
 Guard = Callable[[Sequence[Failover]], str]
@@ -289,13 +291,15 @@ class Ledger:
                 change = dataclasses.replace(change, needs_clear=(action.host, action.reason))
         change = dataclasses.replace(change, commands=tuple(commands))
         await self._db.run(self._store.commit_failover, change, time.time())
-        log.info(
+        log.log(
+            logging.ERROR if f.state in _FAILED else logging.INFO,
             "failover %s of %s: %s (%s): %s",
             f.id,
             f.group,
             f.state.value,
             audit[0],
             f.steps[-1].detail,
+            extra={"failover": f.id, "group": f.group, "state": f.state.value},
         )
         for host, command in commands:
             self._hub.push(host, [command])

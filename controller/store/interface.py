@@ -135,6 +135,10 @@ class Store(Protocol):
     def list_hosts(self, after: str = "", limit: int | None = None) -> list[HostRecord]:
         """Hosts by host_id, those after `after` (a page), at most `limit`."""
 
+    def remove_host(self, host_id: str) -> bool:
+        """Forgets a retired host (registration, heartbeat, needs-clear mark); its events
+        stay. False when the host is unknown."""
+
     # Events.
     def add_events(self, events: Sequence[pb.Event], now: float) -> list[pb.Event]:
         """Stores each event id once, durably, before returning; returns the events this
@@ -198,8 +202,8 @@ class Store(Protocol):
 
     def record_fence_result(self, failover_id: str, ok: bool, detail: str, now: float) -> None: ...
 
-    def failover_counts(self) -> dict[str, int]:
-        """How many failovers are in each state (for metrics)."""
+    def failover_counts(self) -> dict[tuple[str, str], int]:
+        """How many failovers each (group, state) has (for metrics)."""
 
     def fence_result(self, failover_id: str) -> tuple[bool, str] | None: ...
 
@@ -291,6 +295,9 @@ class Store(Protocol):
         self, sink: str = "", after_id: int = 0, limit: int | None = None
     ) -> list[DeadLetterRow]:
         """Dead letters not requeued, by id; those after `after_id` (a page)."""
+
+    def dead_letter_counts(self) -> dict[str, int]:
+        """Dead letters kept per sink, requeued ones included (delivered ones are gone)."""
 
     def requeue_dead_letters(self, sink: str, ids: Sequence[int], at: float) -> int: ...
 

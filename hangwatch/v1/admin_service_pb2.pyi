@@ -387,6 +387,44 @@ class ClearHostRequest(_message.Message):
 Global___ClearHostRequest: _TypeAlias = ClearHostRequest  # noqa: Y015
 
 @_typing.final
+class RemoveHostRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    HOST_ID_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    host_id: _builtins.str
+    reason: _builtins.str
+    """Why (kept in the audit log); required."""
+    def __init__(
+        self,
+        *,
+        host_id: _builtins.str = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["host_id", b"host_id", "reason", b"reason"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RemoveHostRequest: _TypeAlias = RemoveHostRequest  # noqa: Y015
+
+@_typing.final
+class RemoveHostResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RemoveHostResponse: _TypeAlias = RemoveHostResponse  # noqa: Y015
+
+@_typing.final
 class EventFilter(_message.Message):
     """---- events ----"""
 

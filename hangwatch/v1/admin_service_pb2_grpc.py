@@ -50,6 +50,11 @@ class AdminServiceStub:
                 request_serializer=hangwatch_dot_v1_dot_admin__service__pb2.ClearHostRequest.SerializeToString,
                 response_deserializer=hangwatch_dot_v1_dot_admin__service__pb2.Host.FromString,
                 _registered_method=True)
+        self.RemoveHost = channel.unary_unary(
+                '/hangwatch.v1.AdminService/RemoveHost',
+                request_serializer=hangwatch_dot_v1_dot_admin__service__pb2.RemoveHostRequest.SerializeToString,
+                response_deserializer=hangwatch_dot_v1_dot_admin__service__pb2.RemoveHostResponse.FromString,
+                _registered_method=True)
         self.ListEvents = channel.unary_unary(
                 '/hangwatch.v1.AdminService/ListEvents',
                 request_serializer=hangwatch_dot_v1_dot_admin__service__pb2.ListEventsRequest.SerializeToString,
@@ -235,6 +240,15 @@ class AdminServiceServicer:
 
     def ClearHost(self, request, context):
         """Makes a host that a failover moved away from eligible as a target again.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RemoveHost(self, request, context):
+        """Forgets a retired host: its record, its health and its metrics series go
+        (its events stay). Refused while the host is a member or the primary of a
+        group. An agent still running on it registers again at its next heartbeat.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -473,6 +487,11 @@ def add_AdminServiceServicer_to_server(servicer, server):
                     servicer.ClearHost,
                     request_deserializer=hangwatch_dot_v1_dot_admin__service__pb2.ClearHostRequest.FromString,
                     response_serializer=hangwatch_dot_v1_dot_admin__service__pb2.Host.SerializeToString,
+            ),
+            'RemoveHost': grpc.unary_unary_rpc_method_handler(
+                    servicer.RemoveHost,
+                    request_deserializer=hangwatch_dot_v1_dot_admin__service__pb2.RemoveHostRequest.FromString,
+                    response_serializer=hangwatch_dot_v1_dot_admin__service__pb2.RemoveHostResponse.SerializeToString,
             ),
             'ListEvents': grpc.unary_unary_rpc_method_handler(
                     servicer.ListEvents,
@@ -721,6 +740,33 @@ class AdminService:
             '/hangwatch.v1.AdminService/ClearHost',
             hangwatch_dot_v1_dot_admin__service__pb2.ClearHostRequest.SerializeToString,
             hangwatch_dot_v1_dot_admin__service__pb2.Host.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RemoveHost(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/hangwatch.v1.AdminService/RemoveHost',
+            hangwatch_dot_v1_dot_admin__service__pb2.RemoveHostRequest.SerializeToString,
+            hangwatch_dot_v1_dot_admin__service__pb2.RemoveHostResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -44,6 +44,11 @@ class AdminServiceStub:
     GetHost: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.GetHostRequest, _admin_service_pb2.Host]
     ClearHost: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.ClearHostRequest, _admin_service_pb2.Host]
     """Makes a host that a failover moved away from eligible as a target again."""
+    RemoveHost: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.RemoveHostRequest, _admin_service_pb2.RemoveHostResponse]
+    """Forgets a retired host: its record, its health and its metrics series go
+    (its events stay). Refused while the host is a member or the primary of a
+    group. An agent still running on it registers again at its next heartbeat.
+    """
     ListEvents: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.ListEventsRequest, _admin_service_pb2.ListEventsResponse]
     """Events."""
     WatchEvents: _grpc.UnaryStreamMultiCallable[_admin_service_pb2.WatchEventsRequest, _types_pb2.Event]
@@ -106,6 +111,11 @@ class AdminServiceAsyncStub(AdminServiceStub):
     GetHost: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.GetHostRequest, _admin_service_pb2.Host]  # type: ignore[assignment]
     ClearHost: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.ClearHostRequest, _admin_service_pb2.Host]  # type: ignore[assignment]
     """Makes a host that a failover moved away from eligible as a target again."""
+    RemoveHost: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.RemoveHostRequest, _admin_service_pb2.RemoveHostResponse]  # type: ignore[assignment]
+    """Forgets a retired host: its record, its health and its metrics series go
+    (its events stay). Refused while the host is a member or the primary of a
+    group. An agent still running on it registers again at its next heartbeat.
+    """
     ListEvents: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.ListEventsRequest, _admin_service_pb2.ListEventsResponse]  # type: ignore[assignment]
     """Events."""
     WatchEvents: _aio.UnaryStreamMultiCallable[_admin_service_pb2.WatchEventsRequest, _types_pb2.Event]  # type: ignore[assignment]
@@ -180,6 +190,16 @@ class AdminServiceServicer:
         context: _ServicerContext,
     ) -> _typing.Union[_admin_service_pb2.Host, _abc.Awaitable[_admin_service_pb2.Host]]:
         """Makes a host that a failover moved away from eligible as a target again."""
+
+    def RemoveHost(
+        self,
+        request: _admin_service_pb2.RemoveHostRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_service_pb2.RemoveHostResponse, _abc.Awaitable[_admin_service_pb2.RemoveHostResponse]]:
+        """Forgets a retired host: its record, its health and its metrics series go
+        (its events stay). Refused while the host is a member or the primary of a
+        group. An agent still running on it registers again at its next heartbeat.
+        """
 
     def ListEvents(
         self,

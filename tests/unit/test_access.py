@@ -91,6 +91,15 @@ def test_viewer_may_read_but_not_approve():
     assert "ApproveFailover needs approver" in str(refused)
 
 
+def test_forgetting_a_host_needs_an_approver():
+    g = gate()
+    request = admin_pb.RemoveHostRequest(host_id="old1", reason="retired")
+    refused = refusal(g, ADMIN_SERVICE, "RemoveHost", Caller("olga", "operator"), request)
+    assert grpc.StatusCode[refused.code] == grpc.StatusCode.PERMISSION_DENIED
+    assert audited(refused) and "RemoveHost needs approver" in str(refused)
+    g.check(ADMIN_SERVICE, "RemoveHost", Caller("ann", "approver"), request)
+
+
 def test_an_agent_speaks_only_for_the_hosts_its_certificate_names():
     g = gate()
     web1 = Caller("web1", "agent", frozenset({"web1"}))

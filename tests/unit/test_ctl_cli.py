@@ -164,6 +164,31 @@ def test_automation_host_clear_and_ack_answer_in_json(cluster):
     assert ok(ctl(cluster, "host", "clear", "h2", "--reason", "fixed")) == "h2 cleared\n"
 
 
+def test_host_remove_forgets_a_retired_host_and_refuses_a_group_member(cluster):
+    with grpc.insecure_channel(cluster.address) as channel:
+        agent_grpc.AgentServiceStub(channel).Register(
+            agent_pb.RegisterRequest(host_id="old1", boot_id="b"), timeout=10
+        )
+    assert "old1" in ok(ctl(cluster, "hosts"))
+    for host, how in (("h1", "mail (its primary)"), ("h2", "mail (a member)")):
+        refused = ctl(cluster, "host", "remove", host, "--reason", "retired")
+        assert refused.exit_code == 1, refused.output
+        assert f"is in group {how}" in refused.output
+    assert ok(ctl(cluster, "host", "remove", "old1", "--reason", "retired")) == "old1 removed\n"
+    hosts = ok(ctl(cluster, "hosts", "-o", "json"))
+    assert {h["host_id"] for h in json.loads(hosts)["hosts"]} == set(HOSTS)
+    gone = ctl(cluster, "host", "remove", "old1", "--reason", "again")
+    assert gone.exit_code == 1 and "no host 'old1'" in gone.output
+    assert ctl(cluster, "host", "remove", "h2").exit_code == 2  # --reason is required
+    entries = json.loads(ok(ctl(cluster, "audit", "-o", "json")))["entries"]
+    mine = [(e["action"], e["target"], e["allowed"]) for e in entries if "remove" in e["action"]]
+    assert mine == [
+        ("host remove", "h1", False),
+        ("host remove", "h2", False),
+        ("host remove", "old1", True),
+    ]
+
+
 def test_events_since_a_time_a_duration_or_a_cursor(cluster):
     report(cluster, 3, "EARLY_KIND")
     between = time.time()  # after the first batch was stored, before the second

@@ -68,6 +68,45 @@ def test_hosts_heartbeats_and_the_needs_clear_mark(stores):
     assert store.get_host("a").needs_clear == ""  # type: ignore[union-attr]
 
 
+def test_a_removed_host_is_forgotten_but_its_events_stay(stores):
+    store = stores.open()
+    store.register_host(registration("a"), 1.0)
+    store.register_host(registration("b"), 1.0)
+    assert store.record_heartbeat(agent_pb.HeartbeatRequest(host_id="a", boot_id="b1"), 2.0)
+    store.set_needs_clear("a", "failed over from")
+    store.add_events([event("a", 1)], 2.0)
+    assert store.remove_host("a")
+    assert not store.remove_host("a")
+    assert not store.remove_host("nobody")
+    assert store.get_host("a") is None
+    assert [h.host_id for h in store.list_hosts()] == ["b"]
+    # Its agent, should it run still, is asked to register again.
+    assert not store.record_heartbeat(agent_pb.HeartbeatRequest(host_id="a", boot_id="b1"), 3.0)
+    assert [e.host_id for e in store.list_events(admin_pb.EventFilter(), 0, 10)] == ["a"]
+    assert store.last_host_seq("a") == 1
+    # Back on its boot: a fresh record, with no mark left from before.
+    store.register_host(registration("a"), 4.0)
+    again = store.get_host("a")
+    assert again is not None
+    assert (again.needs_clear, again.last_heartbeat_at) == ("", None)
+
+
+def test_dead_letters_are_counted_per_sink_until_delivered(stores):
+    store = stores.open()
+    stored = store.add_events([event("a", i) for i in range(1, 4)], 1.0)
+    assert store.dead_letter_counts() == {}
+    for sink, e in (("pager", stored[0]), ("pager", stored[1]), ("slack", stored[2])):
+        store.start_webhook(sink)
+        store.add_dead_letter(sink, e.id, 8, "HTTP 500", 2.0, e.cursor)
+    assert store.dead_letter_counts() == {"pager": 2, "slack": 1}
+    # Requeued letters wait for their resend: still kept, still counted.
+    assert store.requeue_dead_letters("slack", [], 3.0) == 1
+    assert store.dead_letter_counts() == {"pager": 2, "slack": 1}
+    (letter,) = store.requeued_dead_letters("slack")
+    store.settle_dead_letter(letter.id, True, 1, "", 4.0)
+    assert store.dead_letter_counts() == {"pager": 2}
+
+
 def test_the_event_log_stores_each_id_once_and_filters(stores):
     store = stores.open()
     batch = [event("a", i) for i in range(1, 151)]  # more than one etcd transaction holds
@@ -146,7 +185,7 @@ def test_commands_results_and_fence_outcomes(stores):
     store.record_fence_result(f.id, True, "second outcome ignored", 6.0)
     assert store.fence_result(f.id) == (False, "timed out")
     assert store.fence_result("none") is None
-    assert store.failover_counts() == {"APPROVED": 1}
+    assert store.failover_counts() == {("mail", "APPROVED"): 1}
     assert [x.id for x in store.list_failovers(active_only=True)] == [f.id]
     assert store.list_failovers(group="other") == []
     store.set_auto_blocked_until("mail", None)

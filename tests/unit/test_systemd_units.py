@@ -107,10 +107,11 @@ def test_hardening_common_to_both(unit):
 def test_exec_start_runs_the_venv_at_the_fixed_prefix():
     agent, controller = parse_unit(AGENT), parse_unit(CONTROLLER)
     assert one(agent, "Service", "ExecStart") == (
-        "/opt/hangwatch/bin/hangwatch-agent --config /etc/hangwatch/agent.toml"
+        "/opt/hangwatch/bin/hangwatch-agent --config /etc/hangwatch/agent.toml --log-format json"
     )
     assert one(controller, "Service", "ExecStart") == (
-        "/opt/hangwatch/bin/hangwatch-controller --config /etc/hangwatch/controller.toml"
+        "/opt/hangwatch/bin/hangwatch-controller --config /etc/hangwatch/controller.toml "
+        "--log-format json"
     )
 
 
@@ -314,3 +315,9 @@ def test_exposure_stays_within_the_recorded_limit(path):
     score = re.search(r"Overall exposure level for \S+: ([0-9.]+)", result.stdout)
     assert score, result.stdout + result.stderr
     assert result.returncode == 0, f"exposure {score.group(1)} is above {limit / 10}"
+
+
+def test_controller_keeps_proc_stat_for_its_process_metrics():
+    # ProcSubset=pid hides /proc/stat; prometheus_client's ProcessCollector then
+    # exports no process_* series at all (it needs the boot time there).
+    assert values(parse_unit(CONTROLLER), "Service", "ProcSubset") in ([], ["all"])

@@ -150,11 +150,12 @@ class FailoverKeys(AuditLog):
         found.sort(key=lambda f: (f.created_at, f.id), reverse=True)
         return found[:limit]
 
-    def failover_counts(self) -> dict[str, int]:
-        counts: dict[str, int] = {}
+    def failover_counts(self) -> dict[tuple[str, str], int]:
+        counts: dict[tuple[str, str], int] = {}
         for entry in self._kv.scan(self._keys.failovers):
-            state = load(entry.value)["record"]["state"]
-            counts[state] = counts.get(state, 0) + 1
+            record = load(entry.value)["record"]
+            key = (record["group"], record["state"])
+            counts[key] = counts.get(key, 0) + 1
         return counts
 
     # Commands.

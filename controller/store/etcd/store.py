@@ -57,6 +57,25 @@ class EtcdStore(FailoverKeys, OpsKeys, WebhookKeys, SuspectKeys):
             found.get(keys.needs_clear(host_id)),
         )
 
+    def remove_host(self, host_id: str) -> bool:
+        """Deletes the host's keys at once; a heartbeat after it finds no boot to match
+        and asks the agent to register again."""
+
+        def build(reads: Reads, txn: Txn) -> bool:
+            keys = self._keys
+            if reads.get(keys.host(host_id)) is None:
+                return False
+            for key in (
+                keys.host(host_id),
+                keys.boot(host_id),
+                keys.heartbeat(host_id),
+                keys.needs_clear(host_id),
+            ):
+                txn.delete(key)
+            return True
+
+        return self._change(build)
+
     def list_hosts(self, after: str = "", limit: int | None = None) -> list[HostRecord]:
         keys = self._keys
         hosts, heartbeats, clears = self._kv.scan_together(

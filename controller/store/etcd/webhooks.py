@@ -86,6 +86,12 @@ class WebhookKeys(EventLog):
         )
         return found if limit is None else found[:limit]
 
+    def dead_letter_counts(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for letter in self._letters():
+            counts[letter["sink"]] = counts.get(letter["sink"], 0) + 1
+        return counts
+
     def requeue_dead_letters(self, sink: str, ids: Sequence[int], at: float) -> int:
         """Marks dead letters (of `sink`, or all; the `ids`, or all) for resending."""
         chosen = [

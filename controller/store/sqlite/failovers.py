@@ -123,9 +123,11 @@ class FailoverTables(AuditTable):
         sql += " ORDER BY created_at DESC, id DESC LIMIT ?"
         return [records.loads(Failover, r[0]) for r in self._db.execute(sql, (*args, limit))]
 
-    def failover_counts(self) -> dict[str, int]:
-        rows = self._db.execute("SELECT state, count(*) FROM failovers GROUP BY state")
-        return {str(state): int(n) for state, n in rows}
+    def failover_counts(self) -> dict[tuple[str, str], int]:
+        rows = self._db.execute(
+            "SELECT group_name, state, count(*) FROM failovers GROUP BY group_name, state"
+        )
+        return {(str(group), str(state)): int(n) for group, state, n in rows}
 
     # Commands.
 

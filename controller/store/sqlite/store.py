@@ -84,6 +84,10 @@ class SQLiteStore(FailoverTables, OpsTables, WebhookTables, SuspectTables, Upgra
             after = rows[-1][0]
         return out
 
+    def remove_host(self, host_id: str) -> bool:
+        cur = self._db.execute("DELETE FROM hosts WHERE host_id = ?", (host_id,))
+        return cur.rowcount == 1
+
     # Events.
 
     def add_events(self, events: Sequence[pb.Event], now: float) -> list[pb.Event]:

@@ -55,6 +55,10 @@ class WebhookTables(SQLiteBase):
         )
         return [DeadLetterRow(*r) for r in rows]
 
+    def dead_letter_counts(self) -> dict[str, int]:
+        rows = self._db.execute("SELECT sink, count(*) FROM webhook_dead_letters GROUP BY sink")
+        return {str(sink): int(n) for sink, n in rows}
+
     def requeue_dead_letters(self, sink: str, ids: Sequence[int], at: float) -> int:
         """Marks dead letters (of `sink`, or all; the `ids`, or all) for resending."""
         where = ["requeued_at IS NULL"]
