@@ -2,9 +2,10 @@
 
 A frozen filesystem leaves its device idle; these devices are busy instead. The slow
 one completes every request, hundreds of milliseconds late: that is load, never a
-lockup (docs/design.md#2-slow-is-not-hung). The stuck one keeps requests in flight and completes none: a
-lockup, to be confirmed within the detection budget and cleared once released. Both
-are loop devices over the FUSE server of lab.slowdisk, with ext4 on top.
+lockup (docs/design.md#2-slow-is-not-hung). The stuck one keeps requests in flight
+and completes none: a lockup, to be confirmed within the detection budget and
+cleared once released. Both are loop devices over the FUSE server of lab.slowdisk,
+with ext4 on top.
 """
 
 from __future__ import annotations
