@@ -122,7 +122,8 @@ def test_migrate_store_copies_everything_and_refuses_a_used_prefix(
     after = picture(copy, f.id)
     for kind, value in before.items():
         assert after[kind] == value, kind
-    assert verify(copy.list_audit()) == (6, None, "")
+    verdict = verify(copy.list_audit())
+    assert (verdict.entries, verdict.bad_seq, verdict.detail) == (6, None, "")
     # The copy goes on where the source stopped: the next event, the next audit row.
     (nxt,) = copy.add_events([pb.Event(id=new_ulid(), host_id="a", host_seq=99)], 13.0)
     assert nxt.cursor == 151
