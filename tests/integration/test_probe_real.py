@@ -67,7 +67,16 @@ async def poll_async(
 
 
 def child_pids() -> list[int]:
-    return [p.pid for p in psutil.Process().children(recursive=True)]
+    """This process's probe workers (the session's other children, such as an etcd
+    cluster other tests started, are none of the probe's business)."""
+    return [p.pid for p in psutil.Process().children(recursive=True) if _probe_worker(p)]
+
+
+def _probe_worker(process: psutil.Process) -> bool:
+    try:
+        return any("agent.workers.probe_worker" in arg for arg in process.cmdline())
+    except (psutil.NoSuchProcess, psutil.ZombieProcess):
+        return True  # a worker that has just exited still counts until reaped
 
 
 @both_fstypes
